@@ -1,0 +1,1 @@
+"""The `agent-service` command line: services, the reference IDE, tools for operators."""

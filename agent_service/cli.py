@@ -1,0 +1,41 @@
+"""`agent-service`: one command, a subcommand per service and tool."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, every subcommand configured by its own module."""
+    parser = argparse.ArgumentParser(
+        prog="agent-service",
+        description="Run an AI coding agent whose tools execute inside the IDE.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.configure(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Command-line flags shared by several commands, each with its environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_GATEWAY_PORT = 8765
+DEFAULT_ORCHESTRATOR_PORT = 8766
+DEFAULT_PROXY_PORT = 8767
+
+
+def env(name: str, default: str | None = None, *fallbacks: str) -> str | None:
+    """The first set variable among `name` and `fallbacks`, else `default`."""
+    for key in (name, *fallbacks):
+        value = os.environ.get(key)
+        if value:
+            return value
+    return default
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer flag default read from the environment."""
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    """A float flag default read from the environment."""
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def add_host(parser: argparse.ArgumentParser) -> None:
+    """--host: the interface every server binds."""
+    parser.add_argument(
+        "--host",
+        default=env("AGENT_HOST", DEFAULT_HOST),
+        help="interface to bind (env AGENT_HOST, default %(default)s)",
+    )
+
+
+def add_port(parser: argparse.ArgumentParser, name: str, default: int) -> None:
+    """--<name>-port with env AGENT_<NAME>_PORT."""
+    var = f"AGENT_{name.upper().replace('-', '_')}_PORT"
+    parser.add_argument(
+        f"--{name}-port",
+        type=int,
+        default=env_int(var, default),
+        help=f"port of the {name} (env {var}, default %(default)s)",
+    )
+
+
+def add_llm_upstream(parser: argparse.ArgumentParser, *, unset_means: str) -> None:
+    """--llm-base-url, --llm-api-key and --model: which OpenAI-compatible endpoint to call."""
+    parser.add_argument(
+        "--llm-base-url",
+        default=env("AGENT_LLM_BASE_URL"),
+        help=f"OpenAI-compatible base URL, e.g. http://localhost:11434/v1 "
+        f"(env AGENT_LLM_BASE_URL; unset: {unset_means})",
+    )
+    parser.add_argument(
+        "--llm-api-key",
+        default=env("AGENT_LLM_API_KEY", None, "OPENAI_API_KEY"),
+        help="API key for that endpoint (env AGENT_LLM_API_KEY, falling back to OPENAI_API_KEY)",
+    )
+    parser.add_argument(
+        "--model",
+        default=env("AGENT_MODEL"),
+        help="model name to request (env AGENT_MODEL; unset: the endpoint's first model, "
+        "or 'demo' for the built-in demo model)",
+    )
+
+
+def add_token(parser: argparse.ArgumentParser) -> None:
+    """--token: the bearer token IDEs present to the gateway."""
+    parser.add_argument(
+        "--token",
+        default=env("AGENT_TOKEN"),
+        help="bearer token IDEs must present (env AGENT_TOKEN; unset: one is generated and printed)",
+    )
+
+
+def add_internal_token(parser: argparse.ArgumentParser) -> None:
+    """--internal-token: the secret between the gateway and the orchestrator."""
+    parser.add_argument(
+        "--internal-token",
+        default=env("AGENT_INTERNAL_TOKEN"),
+        help="shared secret on the gateway-orchestrator link (env AGENT_INTERNAL_TOKEN; "
+        "unset: the link is open, so bind the orchestrator to loopback)",
+    )

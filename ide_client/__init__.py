@@ -1,0 +1,1 @@
+"""ide_client package."""

@@ -1,0 +1,555 @@
+"""The session core: one agent session as a pure state machine, `handle(event) -> commands`.
+
+Rules this module lives by:
+- No asyncio, no sockets, no clock, no randomness. Ids are counters
+  (`t1`, `c1`, `t1.2`), times do not exist here; timers are commands the
+  runtime executes and events it feeds back.
+- Everything that moves the state lives in `orchestrator.table`; the methods
+  below are its guards (pure) and actions (they only append commands and
+  update the conversation).
+- Nothing raises out of `handle`: an event the table refuses in the current
+  state yields a `RejectEvent` and changes nothing.
+- The conversation (`messages`) is always one an OpenAI endpoint accepts: every
+  assistant tool call is answered by a tool message before anything else is
+  appended, also after a cancel, a timeout, a failure or a limit.
+
+Theory of operation: a turn starts with a user message and makes model
+requests (steps). A step's response is text, tool calls, or both. Valid calls
+go to the IDE at once; the next request starts when every call of the step is
+answered (results in call order). Invalid calls never reach the IDE: the model
+gets an error result with the tool's schema. A turn ends with `agent_message`
+(state `done`), a failure or limit (`error`), or a cancel (`idle`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from transitions import EventData, Machine, MachineError
+
+from orchestrator.commands import (
+    AbortLlmRequest,
+    ClearToolTimer,
+    Command,
+    EmitEvent,
+    RejectEvent,
+    StartLlmRequest,
+    StartToolTimer,
+)
+from orchestrator.events import (
+    Event,
+    LlmFailed,
+    LlmStreamEnded,
+    LlmTextDelta,
+    LlmToolCallsCompleted,
+    ModelToolCall,
+    ToolResultReceived,
+    ToolTimedOut,
+    UserMessageReceived,
+)
+from orchestrator.table import STATES, TRANSITIONS
+from wire import (
+    OPENAI_TOOLS,
+    AgentDelta,
+    AgentMessage,
+    Error,
+    ErrorCode,
+    ErrorSource,
+    NumberedEvent,
+    SessionState,
+    StateChanged,
+    ToolArgumentsError,
+    ToolCall,
+    Usage,
+    parse_llm_call,
+)
+
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a coding agent working in the user's workspace through tools that run in "
+    "their IDE: read_file, write_file, git_diff and apply_patch. Paths are relative to the "
+    "workspace root. Read before you change, prefer apply_patch with a unified diff for "
+    "edits, and finish with a short summary of what you changed."
+)
+STUCK_REPEATS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Limits and prompt of a session; the same config replays the same session."""
+
+    max_steps: int = 25
+    tool_timeout_s: float = 120.0
+    max_tool_output_chars: int = 64_000
+    max_user_message_chars: int = 256_000
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+@dataclass(slots=True)
+class _StepCall:
+    """One tool call of the current model response and, once known, its answer."""
+
+    call_id: str
+    model_call: ModelToolCall
+    ide_name: str | None
+    arguments: dict[str, Any] | None
+    problem: str | None
+    answer: str | None = None
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The running turn: its text so far, its steps and the current step's calls."""
+
+    turn_id: str
+    steps: int = 0
+    request_id: str | None = None
+    text_parts: list[str] = field(default_factory=list)
+    step_text_parts: list[str] = field(default_factory=list)
+    calls: list[_StepCall] = field(default_factory=list)
+    pending: dict[str, _StepCall] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    last_call_key: str | None = None
+    call_key_run: int = 0
+
+
+def _call_key(call: ModelToolCall) -> str:
+    try:
+        canonical = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+    except ValueError:
+        canonical = call.arguments
+    return f"{call.name}\x00{canonical}"
+
+
+class SessionCore:
+    """One session's state machine. Feed events to `handle`; execute the commands it returns."""
+
+    state: SessionState
+
+    def __init__(self, session_id: str, config: CoreConfig | None = None) -> None:
+        self.session_id = session_id
+        self.config = config or CoreConfig()
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": self.config.system_prompt}
+        ]
+        self._seq = 0
+        self._turns = 0
+        self._calls = 0
+        self._turn: _Turn | None = None
+        self._call_fates: dict[str, str] = {}
+        self._out: list[Command] = []
+        self._machine = Machine(
+            model=self,
+            states=list(STATES),
+            transitions=TRANSITIONS,
+            initial=SessionState.IDLE,
+            auto_transitions=False,
+            queued=True,
+            send_event=True,
+            after_state_change="emit_state",
+        )
+
+    # ---- input -------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Command]:
+        """Apply one event; return the commands to execute, in order."""
+        self._out = []
+        try:
+            self.trigger(event.trigger, event=event)  # type: ignore[attr-defined]
+        except MachineError:
+            self._reject(event, ErrorCode.ILLEGAL_EVENT, "is not allowed")
+        out, self._out = self._out, []
+        return out
+
+    # ---- read-only views ---------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """Highest seq emitted so far (0 before the first event)."""
+        return self._seq
+
+    @property
+    def turn_id(self) -> str | None:
+        """Id of the running turn, if any."""
+        return self._turn.turn_id if self._turn else None
+
+    @property
+    def current_request_id(self) -> str | None:
+        """Id of the LLM request whose events are accepted now."""
+        return self._turn.request_id if self._turn else None
+
+    @property
+    def pending_call_ids(self) -> tuple[str, ...]:
+        """Tool calls sent to the IDE and not answered yet, in call order."""
+        return tuple(self._turn.pending) if self._turn else ()
+
+    # ---- guards (pure) -----------------------------------------------------------------
+
+    def is_message_too_large(self, ev: EventData) -> bool:
+        event: UserMessageReceived = ev.kwargs["event"]
+        return len(event.content) > self.config.max_user_message_chars
+
+    def is_current_request(self, ev: EventData) -> bool:
+        request_id: str = ev.kwargs["event"].request_id
+        return self._turn is not None and request_id == self._turn.request_id
+
+    def has_tool_calls(self, ev: EventData) -> bool:
+        return bool(self._turn and self._turn.calls)
+
+    def has_calls_for_ide(self, ev: EventData) -> bool:
+        return bool(self._turn and any(c.problem is None for c in self._turn.calls))
+
+    def repeats_stuck_call(self, ev: EventData) -> bool:
+        if self._turn is None:
+            return False
+        key, run = self._turn.last_call_key, self._turn.call_key_run
+        for call in self._turn.calls:
+            this = _call_key(call.model_call)
+            run = run + 1 if this == key else 1
+            key = this
+            if run >= STUCK_REPEATS:
+                return True
+        return False
+
+    def is_at_step_limit(self, ev: EventData) -> bool:
+        return self._turn is not None and self._turn.steps >= self.config.max_steps
+
+    def is_pending_call(self, ev: EventData) -> bool:
+        call_id: str = ev.kwargs["event"].call_id
+        return self._turn is not None and call_id in self._turn.pending
+
+    def completes_step(self, ev: EventData) -> bool:
+        call_id: str = ev.kwargs["event"].call_id
+        return self._turn is not None and list(self._turn.pending) == [call_id]
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def emit_state(self, ev: EventData) -> None:
+        transition = ev.transition
+        if transition is None or transition.dest is None or transition.source == transition.dest:
+            return
+        self._emit(
+            StateChanged(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                state=SessionState[transition.dest],
+                previous=SessionState[transition.source],
+            )
+        )
+
+    def begin_turn(self, ev: EventData) -> None:
+        event: UserMessageReceived = ev.kwargs["event"]
+        self._turns += 1
+        self._turn = _Turn(turn_id=f"t{self._turns}")
+        self.messages.append({"role": "user", "content": event.content})
+
+    def request_llm(self, ev: EventData) -> None:
+        turn = self._live_turn()
+        turn.steps += 1
+        turn.request_id = f"{turn.turn_id}.{turn.steps}"
+        turn.step_text_parts = []
+        turn.calls = []
+        self._out.append(
+            StartLlmRequest(
+                request_id=turn.request_id, messages=tuple(self.messages), tools=OPENAI_TOOLS
+            )
+        )
+
+    def emit_delta(self, ev: EventData) -> None:
+        event: LlmTextDelta = ev.kwargs["event"]
+        if not event.text:
+            return
+        turn = self._live_turn()
+        turn.text_parts.append(event.text)
+        turn.step_text_parts.append(event.text)
+        self._seq += 1
+        self._out.append(
+            EmitEvent(
+                AgentDelta.model_construct(
+                    session_id=self.session_id, seq=self._seq, turn_id=turn.turn_id, text=event.text
+                )
+            )
+        )
+
+    def collect_tool_calls(self, ev: EventData) -> None:
+        event: LlmToolCallsCompleted = ev.kwargs["event"]
+        turn = self._live_turn()
+        for model_call in event.calls:
+            self._calls += 1
+            call_id = f"c{self._calls}"
+            try:
+                spec, arguments = parse_llm_call(model_call.name, model_call.arguments)
+            except ToolArgumentsError as exc:
+                turn.calls.append(_StepCall(call_id, model_call, None, None, exc.message))
+            else:
+                turn.calls.append(_StepCall(call_id, model_call, spec.ide_name, arguments, None))
+
+    def dispatch_tool_calls(self, ev: EventData) -> None:
+        turn = self._open_step(ev.kwargs["event"])
+        for call in turn.calls:
+            if call.problem is not None:
+                continue
+            assert call.ide_name is not None and call.arguments is not None
+            turn.pending[call.call_id] = call
+            self._emit(
+                ToolCall(
+                    session_id=self.session_id,
+                    seq=self._next_seq(),
+                    call_id=call.call_id,
+                    tool=call.ide_name,
+                    arguments=call.arguments,
+                )
+            )
+        for call_id in turn.pending:
+            self._out.append(StartToolTimer(call_id=call_id, seconds=self.config.tool_timeout_s))
+
+    def answer_invalid_calls(self, ev: EventData) -> None:
+        self._open_step(ev.kwargs["event"])
+        self._close_step()
+
+    def record_result(self, ev: EventData) -> None:
+        event: ToolResultReceived = ev.kwargs["event"]
+        turn = self._live_turn()
+        call = turn.pending.pop(event.call_id)
+        self._out.append(ClearToolTimer(call_id=call.call_id))
+        self._call_fates[call.call_id] = "answered"
+        if event.ok:
+            call.answer = self._clip(json.dumps(event.output, ensure_ascii=False))
+        else:
+            code = event.error_code or ErrorCode.TOOL_FAILED
+            message = event.error_message or "the tool failed without a message"
+            self._emit_error(code, f"{call.ide_name}: {message}", ErrorSource.IDE, call.call_id)
+            call.answer = self._clip(
+                json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+            )
+        if not turn.pending:
+            self._close_step()
+
+    def record_timeout(self, ev: EventData) -> None:
+        event: ToolTimedOut = ev.kwargs["event"]
+        turn = self._live_turn()
+        call = turn.pending.pop(event.call_id)
+        self._call_fates[call.call_id] = "timed_out"
+        message = f"{call.ide_name} got no result within {self.config.tool_timeout_s:g} s"
+        self._emit_error(ErrorCode.TIMEOUT, message, ErrorSource.IDE, call.call_id)
+        call.answer = json.dumps({"error": {"code": ErrorCode.TIMEOUT, "message": message}})
+        if not turn.pending:
+            self._close_step()
+
+    def finish_turn(self, ev: EventData) -> None:
+        event: LlmStreamEnded = ev.kwargs["event"]
+        turn = self._live_turn()
+        self._count_usage(event)
+        self.messages.append({"role": "assistant", "content": "".join(turn.step_text_parts)})
+        self._emit(
+            AgentMessage(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=turn.turn_id,
+                content="".join(turn.text_parts),
+                finish_reason=event.finish_reason,
+                usage=Usage(
+                    prompt_tokens=turn.prompt_tokens, completion_tokens=turn.completion_tokens
+                ),
+            )
+        )
+        self._turn = None
+
+    def end_turn_stuck(self, ev: EventData) -> None:
+        turn = self._open_step(ev.kwargs["event"], report_invalid=False)
+        reason = f"not run: the same call was repeated {STUCK_REPEATS} times in a row"
+        for call in turn.calls:
+            if call.answer is None:
+                call.answer = json.dumps({"error": {"code": ErrorCode.STUCK, "message": reason}})
+                self._call_fates[call.call_id] = "not_run"
+        self._close_step()
+        self._end_turn_with_error(
+            ErrorCode.STUCK,
+            f"The model called the same tool with the same arguments {STUCK_REPEATS} times in a "
+            "row; the turn was stopped. Send a new message to continue.",
+        )
+
+    def end_turn_max_steps(self, ev: EventData) -> None:
+        event = ev.kwargs["event"]
+        if isinstance(event, LlmStreamEnded):
+            self._open_step(event)
+            self._close_step()
+        self._end_turn_with_error(
+            ErrorCode.MAX_STEPS,
+            f"The turn reached its limit of {self.config.max_steps} model calls and was stopped. "
+            "Send a new message to continue.",
+        )
+
+    def fail_turn(self, ev: EventData) -> None:
+        event: LlmFailed = ev.kwargs["event"]
+        self._keep_partial_text()
+        self._emit_error(event.code, event.message, ErrorSource.LLM, None)
+        self._turn = None
+
+    def cancel_turn(self, ev: EventData) -> None:
+        turn = self._live_turn()
+        if self.state == SessionState.STREAMING:
+            assert turn.request_id is not None
+            self._out.append(AbortLlmRequest(request_id=turn.request_id))
+            self._keep_partial_text()
+        else:
+            for call in turn.pending.values():
+                self._out.append(ClearToolTimer(call_id=call.call_id))
+                self._call_fates[call.call_id] = "cancelled"
+                call.answer = json.dumps(
+                    {"error": {"code": "cancelled", "message": "cancelled by the user"}}
+                )
+            turn.pending.clear()
+            self._close_step()
+        self._turn = None
+
+    # ---- rejections --------------------------------------------------------------------
+
+    def reject_too_large(self, ev: EventData) -> None:
+        limit = self.config.max_user_message_chars
+        self._reject(ev.kwargs["event"], ErrorCode.TOO_LARGE, f"is over {limit} characters")
+
+    def reject_busy(self, ev: EventData) -> None:
+        self._reject(
+            ev.kwargs["event"], ErrorCode.BUSY, "is refused: a turn is running; wait or cancel it"
+        )
+
+    def reject_stale(self, ev: EventData) -> None:
+        self._reject(ev.kwargs["event"], ErrorCode.ILLEGAL_EVENT, "is stale and was dropped")
+
+    def reject_nothing_to_cancel(self, ev: EventData) -> None:
+        self._reject(ev.kwargs["event"], ErrorCode.NOTHING_TO_CANCEL, "has no running turn to stop")
+
+    def reject_unexpected_result(self, ev: EventData) -> None:
+        event: ToolResultReceived = ev.kwargs["event"]
+        fate = self._call_fates.get(event.call_id)
+        if fate == "answered":
+            self._reject(event, ErrorCode.DUPLICATE_RESULT, "answers a call that already has one")
+        elif fate is not None:
+            self._reject(
+                event, ErrorCode.LATE_RESULT, f"arrived after the call was {fate}: ignored"
+            )
+        else:
+            self._reject(event, ErrorCode.UNKNOWN_CALL_ID, "answers no call of this session")
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _live_turn(self) -> _Turn:
+        assert self._turn is not None, "the table only runs this action during a turn"
+        return self._turn
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _emit(self, event: NumberedEvent) -> None:
+        self._out.append(EmitEvent(event))
+
+    def _emit_error(
+        self, code: str, message: str, source: ErrorSource, call_id: str | None
+    ) -> None:
+        self._emit(
+            Error(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                code=code,
+                message=message,
+                source=source,
+                fatal=False,
+                call_id=call_id,
+            )
+        )
+
+    def _reject(self, event: Event, code: str, what: str) -> None:
+        state = self.state.value
+        self._out.append(
+            RejectEvent(
+                code=code,
+                message=f"{event.trigger} {what} (state {state})",
+                event_type=event.trigger,
+                state=state,
+                message_id=getattr(event, "message_id", None),
+                call_id=getattr(event, "call_id", None),
+            )
+        )
+
+    def _clip(self, text: str) -> str:
+        limit = self.config.max_tool_output_chars
+        if len(text) <= limit:
+            return text
+        return f"{text[:limit]}\n[truncated: {len(text) - limit} more characters not shown]"
+
+    def _count_usage(self, event: LlmStreamEnded) -> None:
+        turn = self._live_turn()
+        turn.prompt_tokens += event.prompt_tokens
+        turn.completion_tokens += event.completion_tokens
+
+    def _open_step(self, event: LlmStreamEnded, *, report_invalid: bool = True) -> _Turn:
+        """Append the assistant message of this response; answer its invalid calls."""
+        turn = self._live_turn()
+        self._count_usage(event)
+        tool_calls = []
+        for call in turn.calls:
+            arguments = call.model_call.arguments if call.problem is None else "{}"
+            tool_calls.append(
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.model_call.name, "arguments": arguments},
+                }
+            )
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": "".join(turn.step_text_parts) or None,
+                "tool_calls": tool_calls,
+            }
+        )
+        for call in turn.calls:
+            if call.problem is None:
+                continue
+            self._call_fates[call.call_id] = "not_run"
+            call.answer = json.dumps(
+                {"error": {"code": ErrorCode.INVALID_TOOL_CALL, "message": call.problem}}
+            )
+            if report_invalid:
+                self._emit_error(
+                    ErrorCode.INVALID_TOOL_CALL, call.problem, ErrorSource.LLM, call.call_id
+                )
+        for call in turn.calls:
+            key = _call_key(call.model_call)
+            turn.call_key_run = turn.call_key_run + 1 if key == turn.last_call_key else 1
+            turn.last_call_key = key
+        return turn
+
+    def _close_step(self) -> None:
+        """Answer every call of the step in call order: the conversation is whole again."""
+        turn = self._live_turn()
+        for call in turn.calls:
+            self.messages.append(
+                {"role": "tool", "tool_call_id": call.call_id, "content": call.answer or ""}
+            )
+        turn.calls = []
+
+    def _keep_partial_text(self) -> None:
+        turn = self._live_turn()
+        if turn.step_text_parts:
+            self.messages.append({"role": "assistant", "content": "".join(turn.step_text_parts)})
+
+    def _end_turn_with_error(self, code: ErrorCode, message: str) -> None:
+        self._emit_error(code, message, ErrorSource.AGENT, None)
+        self._turn = None
+
+
+def replay_inputs(session_id: str, config: CoreConfig, events: list[Event]) -> list[Command]:
+    """Feed events into a fresh core and return every command, in order."""
+    core = SessionCore(session_id, config)
+    out: list[Command] = []
+    for event in events:
+        out.extend(core.handle(event))
+    return out

@@ -1,0 +1,125 @@
+"""Events into the session core: everything that can happen to a session, as frozen data.
+
+Each event names the `transitions` trigger it fires. Ids and texts come in with
+the events; the core adds nothing random or time-based.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessageReceived:
+    """The user typed a message: starts a turn."""
+
+    trigger: ClassVar[str] = "user_message"
+    content: str
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LlmTextDelta:
+    """A piece of the model's streamed answer."""
+
+    trigger: ClassVar[str] = "llm_delta"
+    request_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelToolCall:
+    """One complete tool call of the model, as accumulated from its stream."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class LlmToolCallsCompleted:
+    """All tool calls of one model response, in the model's order."""
+
+    trigger: ClassVar[str] = "llm_tool_calls"
+    request_id: str
+    calls: tuple[ModelToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LlmStreamEnded:
+    """The model's response finished cleanly (`[DONE]` seen)."""
+
+    trigger: ClassVar[str] = "llm_end"
+    request_id: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LlmFailed:
+    """The model request failed before or during streaming."""
+
+    trigger: ClassVar[str] = "llm_failed"
+    request_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultReceived:
+    """The IDE answered a tool call."""
+
+    trigger: ClassVar[str] = "tool_result"
+    call_id: str
+    ok: bool
+    output: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTimedOut:
+    """A tool call's timer, started by `StartToolTimer`, ran out."""
+
+    trigger: ClassVar[str] = "tool_timeout"
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """The user stopped the running turn."""
+
+    trigger: ClassVar[str] = "cancel"
+    message_id: str | None = None
+
+
+Event = (
+    UserMessageReceived
+    | LlmTextDelta
+    | LlmToolCallsCompleted
+    | LlmStreamEnded
+    | LlmFailed
+    | ToolResultReceived
+    | ToolTimedOut
+    | CancelRequested
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    UserMessageReceived,
+    LlmTextDelta,
+    LlmToolCallsCompleted,
+    LlmStreamEnded,
+    LlmFailed,
+    ToolResultReceived,
+    ToolTimedOut,
+    CancelRequested,
+)
+
+CLIENT_EVENT_TYPES: tuple[type[Event], ...] = (
+    UserMessageReceived,
+    ToolResultReceived,
+    CancelRequested,
+)
