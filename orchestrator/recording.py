@@ -1,0 +1,53 @@
+"""Where the runtime reports what went into and came out of each session core.
+
+The runtime calls a `Recorder` for every event it feeds a core and every
+command the core returns, on the hot path: implementations must only buffer
+there and do their I/O in `flush`, which the runtime calls at step boundaries
+(a turn's state change) and at shutdown.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from orchestrator.commands import Command
+from orchestrator.core import CoreConfig
+from orchestrator.events import Event
+
+
+class Recorder(Protocol):
+    """Receives a session's inputs and outputs in the order they happened."""
+
+    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+        """A new session exists; `config` and `model` are what replay needs to rebuild it."""
+
+    def record_input(self, session_id: str, event: Event) -> None:
+        """An event is about to be fed to the session's core."""
+
+    def record_outputs(self, session_id: str, commands: list[Command]) -> None:
+        """The commands the core returned for the last input."""
+
+    def flush(self) -> None:
+        """Write what is buffered; called at step boundaries and at shutdown."""
+
+    def close(self) -> None:
+        """Flush and release the store."""
+
+
+class NullRecorder:
+    """Records nothing: transcripts are off."""
+
+    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+        """Nothing to keep."""
+
+    def record_input(self, session_id: str, event: Event) -> None:
+        """Nothing to keep."""
+
+    def record_outputs(self, session_id: str, commands: list[Command]) -> None:
+        """Nothing to keep."""
+
+    def flush(self) -> None:
+        """Nothing to write."""
+
+    def close(self) -> None:
+        """Nothing to release."""
