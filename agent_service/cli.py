@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "gateway": ("gateway.cli", "run the gateway: the IDE's WebSocket endpoint"),
+    "orchestrator": ("orchestrator.cli", "run the orchestrator: the sessions' state machines"),
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
 }
 

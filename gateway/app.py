@@ -1,0 +1,144 @@
+"""The gateway's Sanic app: `/v1/ws` for IDEs (protocol v1) and `/healthz`.
+
+The gateway authenticates, enforces the frame limit, and relays frames
+verbatim between the IDE and the orchestrator. It parses nothing on the
+per-token path and holds no session state: any gateway process can serve any
+reconnecting IDE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sanic import Request, Sanic, Websocket, json
+from sanic.response import HTTPResponse
+from sanic.server.protocols.websocket_protocol import WebSocketProtocol
+
+from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
+from gateway.health import answers_healthy
+from gateway.link import LinkError, OrchestratorLink, SessionChannel
+from wire import Error, ErrorCode, ErrorSource, encode
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/v1/ws"
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNAVAILABLE = 1011
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """What the gateway checks and where it relays."""
+
+    token: str
+    orchestrator_health_url: str
+    proxy_health_url: str | None
+    allowed_origins: frozenset[str] = field(default_factory=frozenset)
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+
+class SubprotocolOptionalProtocol(WebSocketProtocol):
+    """Negotiates `agent.v1` with browsers that offer it, and lets header-auth clients offer none.
+
+    Sanic's handshake refuses clients that offer no subprotocol once a route
+    declares one; the protocol makes subprotocols optional for non-browser IDEs.
+    """
+
+    async def websocket_handshake(self, request: Request, subprotocols: Any = None) -> Any:
+        offered = request.headers.get("sec-websocket-protocol")
+        return await super().websocket_handshake(request, subprotocols if offered else None)
+
+
+def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway") -> Sanic:
+    """The gateway app, relaying through `link`."""
+    app: Sanic = Sanic(name, configure_logging=False)
+    app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
+    app.config.WEBSOCKET_PING_INTERVAL = 20
+    app.config.WEBSOCKET_PING_TIMEOUT = 20
+
+    @app.on_request
+    async def authenticate(request: Request) -> HTTPResponse | None:
+        if request.path != WS_PATH:
+            return None
+        if not origin_allowed(request.headers.get("origin"), settings.allowed_origins):
+            log.warning("origin refused", extra={"origin": request.headers.get("origin")})
+            return json(_http_error("origin_not_allowed", "this Origin is not allowed"), 403)
+        token = presented_token(request.headers)
+        if not token_matches(token, settings.token):
+            log.warning("unauthorized upgrade", extra={"remote": request.remote_addr or request.ip})
+            return json(_http_error("unauthorized", "missing or wrong bearer token"), 401)
+        request.ctx.principal = principal_of(token or "")
+        return None
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> HTTPResponse:
+        checks = [answers_healthy(settings.orchestrator_health_url)]
+        if settings.proxy_health_url:
+            checks.append(answers_healthy(settings.proxy_health_url))
+        results = await asyncio.gather(*checks)
+        status = {"orchestrator": results[0]}
+        if settings.proxy_health_url:
+            status["llm_proxy"] = results[1]
+        healthy = all(results)
+        return json({"status": "ok" if healthy else "degraded", **status}, 200 if healthy else 503)
+
+    @app.websocket(WS_PATH, subprotocols=[SUBPROTOCOL])
+    async def ide_socket(request: Request, ws: Websocket) -> None:
+        try:
+            channel = await link.open(request.ctx.principal)
+        except LinkError as exc:
+            await ws.send(_frame_error(exc.code, str(exc), fatal=True))
+            await ws.close(CLOSE_UNAVAILABLE, "orchestrator unavailable")
+            return
+        await _relay(ws, channel, settings.max_frame_bytes)
+
+    return app
+
+
+async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
+    """Pump frames both ways until either side closes, then close the other."""
+    from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
+    to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
+    done, pending = await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if to_ide in done:
+        code = channel.close_code or CLOSE_UNAVAILABLE
+        reason = channel.close_reason or "orchestrator closed the session link"
+        await ws.close(code if code != 1006 else CLOSE_UNAVAILABLE, reason)
+    await channel.close()
+
+
+async def _ide_to_orchestrator(
+    ws: Websocket, channel: SessionChannel, max_frame_bytes: int
+) -> None:
+    async for message in ws:
+        if isinstance(message, bytes | bytearray):
+            await ws.send(_frame_error(ErrorCode.INVALID_FRAME, "frames must be UTF-8 JSON text"))
+            continue
+        if len(message) > max_frame_bytes // 4 and len(message.encode()) > max_frame_bytes:
+            await ws.send(
+                _frame_error(ErrorCode.TOO_LARGE, f"frame is over the {max_frame_bytes} byte limit")
+            )
+            continue
+        await channel.send(message)
+
+
+async def _orchestrator_to_ide(ws: Websocket, channel: SessionChannel) -> None:
+    async for text in channel.frames():
+        await ws.send(text)
+
+
+def _frame_error(code: str, message: str, fatal: bool = False) -> str:
+    return encode(Error(code=code, message=message, source=ErrorSource.PROTOCOL, fatal=fatal))
+
+
+def _http_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}

@@ -1,0 +1,95 @@
+"""Run the gateway: the IDE's authenticated WebSocket endpoint, relaying to the orchestrator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+
+from agent_service.logs import configure_logging
+from agent_service.options import (
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_ORCHESTRATOR_PORT,
+    DEFAULT_PROXY_PORT,
+    add_host,
+    add_internal_token,
+    add_port,
+    add_token,
+    env,
+    env_int,
+)
+from gateway.app import (
+    DEFAULT_MAX_FRAME_BYTES,
+    GatewaySettings,
+    SubprotocolOptionalProtocol,
+    build_app,
+)
+from gateway.link import WebSocketLink
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `agent-service gateway`."""
+    add_host(parser)
+    add_port(parser, "gateway", DEFAULT_GATEWAY_PORT)
+    add_token(parser)
+    add_internal_token(parser)
+    parser.add_argument(
+        "--orchestrator-url",
+        default=env(
+            "AGENT_ORCHESTRATOR_URL", f"ws://127.0.0.1:{DEFAULT_ORCHESTRATOR_PORT}/v1/link"
+        ),
+        help="the orchestrator's internal WebSocket (env AGENT_ORCHESTRATOR_URL, "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--proxy-url",
+        default=env("AGENT_PROXY_URL", f"http://127.0.0.1:{DEFAULT_PROXY_PORT}"),
+        help="the llm-proxy, checked by /healthz; 'none' to skip (env AGENT_PROXY_URL, "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[o for o in (env("AGENT_ALLOWED_ORIGINS") or "").split(",") if o],
+        help="a browser Origin allowed to connect; repeatable (env AGENT_ALLOWED_ORIGINS, "
+        "comma-separated; default: none)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=env_int("AGENT_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES),
+        help="largest client frame accepted (env AGENT_MAX_FRAME_BYTES, default %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM."""
+    configure_logging("gateway")
+    token = args.token
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"gateway token (generated): {token}", file=sys.stderr, flush=True)
+    orchestrator_health = args.orchestrator_url.replace("ws://", "http://").replace(
+        "wss://", "https://"
+    )
+    settings = GatewaySettings(
+        token=token,
+        orchestrator_health_url=orchestrator_health.rsplit("/v1/", 1)[0],
+        proxy_health_url=None if args.proxy_url == "none" else args.proxy_url,
+        allowed_origins=frozenset(args.allowed_origin),
+        max_frame_bytes=args.max_frame_bytes,
+    )
+    app = build_app(settings, WebSocketLink(args.orchestrator_url, args.internal_token))
+    log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})
+    app.run(
+        host=args.host,
+        port=args.gateway_port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+        protocol=SubprotocolOptionalProtocol,
+    )
+    return 0

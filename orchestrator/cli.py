@@ -1,0 +1,96 @@
+"""Run the orchestrator: the sessions' state machines, behind the gateway's internal WebSocket."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from agent_service.logs import configure_logging
+from agent_service.options import (
+    DEFAULT_ORCHESTRATOR_PORT,
+    DEFAULT_PROXY_PORT,
+    add_host,
+    add_internal_token,
+    add_llm_upstream,
+    add_port,
+    env_float,
+    env_int,
+)
+from orchestrator.core import CoreConfig
+from orchestrator.llm_client import LlmClient, LlmSettings
+from orchestrator.recording import NullRecorder, Recorder
+from orchestrator.server import OrchestratorServer, ServerSettings
+from orchestrator.sessions import SessionLimits, SessionRegistry
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `agent-service orchestrator`."""
+    add_host(parser)
+    add_port(parser, "orchestrator", DEFAULT_ORCHESTRATOR_PORT)
+    add_llm_upstream(
+        parser, unset_means=f"the local llm-proxy, http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1"
+    )
+    add_internal_token(parser)
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=env_int("AGENT_MAX_STEPS", 25),
+        help="model calls allowed per turn (env AGENT_MAX_STEPS, default %(default)s)",
+    )
+    parser.add_argument(
+        "--tool-timeout",
+        type=float,
+        default=env_float("AGENT_TOOL_TIMEOUT", 120.0),
+        help="seconds the IDE has to answer a tool call (env AGENT_TOOL_TIMEOUT, default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=env_float("AGENT_GRACE_PERIOD", 600.0),
+        help="seconds a session outlives its IDE connection (env AGENT_GRACE_PERIOD, "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--llm-read-timeout",
+        type=float,
+        default=env_float("AGENT_LLM_READ_TIMEOUT", 300.0),
+        help="seconds the model may stay silent mid-stream (env AGENT_LLM_READ_TIMEOUT, "
+        "default %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM."""
+    configure_logging("orchestrator")
+    asyncio.run(_serve(args))
+    return 0
+
+
+def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegistry:
+    """The session registry the flags describe."""
+    llm = LlmClient(
+        LlmSettings(
+            base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
+            api_key=args.llm_api_key,
+            model=args.model,
+            read_timeout_s=args.llm_read_timeout,
+        )
+    )
+    config = CoreConfig(max_steps=args.max_steps, tool_timeout_s=args.tool_timeout)
+    limits = SessionLimits(grace_period_s=args.grace_period)
+    return SessionRegistry(config, llm, recorder, limits)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    recorder = NullRecorder()
+    registry = build_registry(args, recorder)
+    server = OrchestratorServer(
+        registry,
+        ServerSettings(
+            host=args.host, port=args.orchestrator_port, internal_token=args.internal_token
+        ),
+    )
+    try:
+        await server.serve_until_signalled()
+    finally:
+        recorder.close()

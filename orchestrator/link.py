@@ -1,0 +1,66 @@
+"""One gateway connection on the orchestrator's internal WebSocket, as a session `Attachment`.
+
+Frames are queued without blocking the caller (the per-token path) and written
+in order by one writer task; a requested close is sent after what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+log = logging.getLogger(__name__)
+
+
+class LinkConnection:
+    """Queues frames for one gateway connection and writes them in order."""
+
+    def __init__(self, websocket: ServerConnection) -> None:
+        self._websocket = websocket
+        self._queue: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    @property
+    def backlog(self) -> int:
+        """Frames queued and not yet handed to the socket."""
+        return len(self._queue)
+
+    def send(self, text: str) -> None:
+        """Queue one frame."""
+        if self._close is None:
+            self._queue.append(text)
+            self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the queued frames are written."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    async def finish(self) -> None:
+        """Stop the writer: the connection is gone."""
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+    async def _write(self) -> None:
+        websocket = self._websocket
+        queue = self._queue
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while queue:
+                    await websocket.send(queue.popleft())
+                if self._close is not None:
+                    await websocket.close(*self._close)
+                    return
+        except ConnectionClosed:
+            queue.clear()

@@ -1,0 +1,224 @@
+"""The orchestrator's server: the internal WebSocket the gateway relays IDE frames over.
+
+`GET /v1/link` (WebSocket): one connection per IDE connection. Frames are IDE
+protocol v1 frames, relayed verbatim both ways. The gateway authenticates the
+IDE and sends `X-Agent-Principal` (a digest of the IDE's token) so a session
+can only be resumed by the token that opened it; the link itself is protected
+by `Authorization: Bearer <internal token>` when one is configured.
+`GET /healthz` answers 200 while the process serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from pydantic import ValidationError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from orchestrator.events import CancelRequested, ToolResultReceived, UserMessageReceived
+from orchestrator.link import LinkConnection
+from orchestrator.runtime import SessionRuntime
+from orchestrator.sessions import SessionLimitReached, SessionRegistry
+from wire import (
+    CLIENT_MESSAGE,
+    Cancel,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    ErrorSource,
+    Hello,
+    ToolResult,
+    UserMessage,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+LINK_PATH = "/v1/link"
+PRINCIPAL_HEADER = "X-Agent-Principal"
+LINK_MAX_FRAME = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where the orchestrator listens and what the link requires."""
+
+    host: str = "127.0.0.1"
+    port: int = 8766
+    internal_token: str | None = None
+
+
+class OrchestratorServer:
+    """Accepts gateway connections and routes their frames to sessions."""
+
+    def __init__(self, registry: SessionRegistry, settings: ServerSettings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        """Listen; returns once the socket is bound."""
+        self._server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=LINK_MAX_FRAME,
+            ping_interval=20,
+        )
+
+    async def serve_until_signalled(self) -> None:
+        """Serve until SIGINT or SIGTERM, then close every link with 1001 and stop."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(
+            "orchestrator listening", extra={"host": self.settings.host, "port": self.settings.port}
+        )
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, stop every session's work, close the links."""
+        assert self._server is not None
+        self._server.close(close_connections=False)
+        self.registry.close_all()
+        for connection in list(self._server.connections):
+            await connection.close(1001, "orchestrator shutting down")
+        await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            body = json.dumps({"status": "ok", "sessions": len(self.registry)})
+            return Response(200, "OK", Headers({"Content-Type": "application/json"}), body.encode())
+        if path != LINK_PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        expected = self.settings.internal_token
+        if expected is not None:
+            presented = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(presented.encode(), f"Bearer {expected}".encode()):
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+        return None
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        assert websocket.request is not None
+        principal = websocket.request.headers.get(PRINCIPAL_HEADER, "anonymous")
+        link = LinkConnection(websocket)
+        session: SessionRuntime | None = None
+        try:
+            async for message in websocket:
+                if isinstance(message, bytes):
+                    link.send(_protocol_error(ErrorCode.INVALID_FRAME, "frames must be text", None))
+                    continue
+                frame = _parse(message, link)
+                if frame is None:
+                    continue
+                if session is None:
+                    session = self._hello(frame, principal, link)
+                else:
+                    _dispatch(session, frame, link)
+        except ConnectionClosed:
+            pass
+        finally:
+            if session is not None:
+                self.registry.detach(session, link)
+            await link.finish()
+
+    def _hello(
+        self, frame: ClientMessage, principal: str, link: LinkConnection
+    ) -> SessionRuntime | None:
+        """The first frame opens or resumes a session; anything else is refused until then."""
+        if not isinstance(frame, Hello):
+            link.send(
+                _protocol_error(
+                    ErrorCode.HELLO_REQUIRED, "send hello first", getattr(frame, "id", None)
+                )
+            )
+            return None
+        if frame.session_id is None:
+            try:
+                session = self.registry.create(principal)
+            except SessionLimitReached as exc:
+                link.send(_protocol_error(ErrorCode.SESSION_LIMIT, str(exc), frame.id))
+                return None
+            self.registry.attach(session, link, 0, resumed=False)
+            return session
+        found = self.registry.get(frame.session_id)
+        if found is None or not self.registry.owned_by(frame.session_id, principal):
+            link.send(
+                _protocol_error(
+                    ErrorCode.UNKNOWN_SESSION,
+                    f"no live session {frame.session_id!r} for this token (expired or never "
+                    "existed); send hello without session_id to start a new one",
+                    frame.id,
+                )
+            )
+            return None
+        self.registry.attach(found, link, min(frame.last_seq, found.core.last_seq), resumed=True)
+        return found
+
+
+def _dispatch(session: SessionRuntime, frame: ClientMessage, link: LinkConnection) -> None:
+    if isinstance(frame, UserMessage):
+        session.feed(UserMessageReceived(frame.content, frame.id), link)
+    elif isinstance(frame, ToolResult):
+        error = frame.error
+        session.feed(
+            ToolResultReceived(
+                call_id=frame.call_id,
+                ok=frame.ok,
+                output=frame.output,
+                error_code=error.code if error else None,
+                error_message=error.message if error else None,
+                message_id=frame.id,
+            ),
+            link,
+        )
+    elif isinstance(frame, Cancel):
+        session.feed(CancelRequested(frame.id), link)
+    else:
+        link.send(_protocol_error(ErrorCode.INVALID_FRAME, "hello was already sent", frame.id))
+
+
+def _parse(message: str, link: LinkConnection) -> ClientMessage | None:
+    """Validate one client frame; reply with a protocol error and return None if it is bad."""
+    try:
+        return CLIENT_MESSAGE.validate_json(message)
+    except ValidationError as exc:
+        try:
+            raw = json.loads(message)
+        except ValueError:
+            link.send(_protocol_error(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None))
+            return None
+        frame_id = raw.get("id") if isinstance(raw, dict) else None
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'frame'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        link.send(
+            _protocol_error(
+                ErrorCode.INVALID_FRAME,
+                f"invalid frame: {problems}",
+                frame_id if isinstance(frame_id, str) else None,
+            )
+        )
+        return None
+
+
+def _protocol_error(code: str, message: str, frame_id: str | None) -> str:
+    return encode(
+        Error(code=code, message=message, source=ErrorSource.PROTOCOL, fatal=False, id=frame_id)
+    )

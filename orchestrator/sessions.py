@@ -1,0 +1,109 @@
+"""The orchestrator's live sessions: create, find, resume, and free them after a grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+from orchestrator.core import CoreConfig
+from orchestrator.llm_client import LlmClient
+from orchestrator.recording import Recorder
+from orchestrator.runtime import Attachment, SessionRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """How long a session outlives its connection, and how many there may be."""
+
+    grace_period_s: float = 600.0
+    max_sessions: int = 10_000
+    max_sessions_per_principal: int = 100
+
+
+class SessionLimitReached(Exception):
+    """No new session may be opened now."""
+
+    code = "session_limit"
+
+
+class SessionRegistry:
+    """Owns every live session of this orchestrator process."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        llm: LlmClient,
+        recorder: Recorder,
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self.config = config
+        self.limits = limits or SessionLimits()
+        self._llm = llm
+        self._recorder = recorder
+        self._sessions: dict[str, SessionRuntime] = {}
+        self._owners: dict[str, str] = {}
+        self._reapers: dict[str, asyncio.TimerHandle] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: str) -> SessionRuntime | None:
+        """The live session with this id, if any."""
+        return self._sessions.get(session_id)
+
+    def create(self, principal: str) -> SessionRuntime:
+        """A new session owned by `principal`."""
+        if len(self._sessions) >= self.limits.max_sessions:
+            raise SessionLimitReached(f"this orchestrator holds {len(self._sessions)} sessions")
+        owned = sum(1 for owner in self._owners.values() if owner == principal)
+        if owned >= self.limits.max_sessions_per_principal:
+            raise SessionLimitReached(f"this token already holds {owned} sessions")
+        session_id = f"s_{secrets.token_hex(8)}"
+        session = SessionRuntime(session_id, self.config, self._llm, self._recorder)
+        self._sessions[session_id] = session
+        self._owners[session_id] = principal
+        self._recorder.session_started(session_id, self.config, self._llm.settings.model or "")
+        log.info("session created", extra={"session_id": session_id})
+        return session
+
+    def owned_by(self, session_id: str, principal: str) -> bool:
+        """Only the token that opened a session may resume it."""
+        return self._owners.get(session_id) == principal
+
+    def attach(
+        self, session: SessionRuntime, attachment: Attachment, last_seq: int, resumed: bool
+    ) -> None:
+        """Connect `attachment` to the session and stop its grace timer."""
+        reaper = self._reapers.pop(session.session_id, None)
+        if reaper is not None:
+            reaper.cancel()
+        session.attach(attachment, last_seq, resumed)
+
+    def detach(self, session: SessionRuntime, attachment: Attachment) -> None:
+        """The connection left: free the session after the grace period unless resumed."""
+        session.detach(attachment)
+        if session.attachment is None and session.session_id in self._sessions:
+            self._reapers[session.session_id] = asyncio.get_running_loop().call_later(
+                self.limits.grace_period_s, self._reap, session.session_id
+            )
+
+    def _reap(self, session_id: str) -> None:
+        self._reapers.pop(session_id, None)
+        session = self._sessions.pop(session_id, None)
+        self._owners.pop(session_id, None)
+        if session is not None:
+            session.stop()
+            log.info("session expired", extra={"session_id": session_id})
+
+    def close_all(self) -> None:
+        """Shutdown: stop every session's work and flush what was recorded."""
+        for handle in self._reapers.values():
+            handle.cancel()
+        self._reapers.clear()
+        for session in self._sessions.values():
+            session.stop()
+        self._recorder.flush()
