@@ -1,0 +1,140 @@
+"""The three services as child processes on one machine: start in order, watch, stop cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import IO
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Ports, secrets and the model endpoint of one stack."""
+
+    host: str
+    gateway_port: int
+    orchestrator_port: int
+    proxy_port: int
+    token: str
+    internal_token: str
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    model: str | None = None
+    extra_args: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        """Where IDEs connect."""
+        return f"ws://{self.host}:{self.gateway_port}/v1/ws"
+
+
+class StackError(RuntimeError):
+    """A service did not start or died."""
+
+    code = "stack_failed"
+
+
+class ServiceStack:
+    """llm-proxy, orchestrator and gateway, each its own process."""
+
+    def __init__(self, config: StackConfig, output: IO[bytes] | None = None) -> None:
+        self.config = config
+        self._output = output
+        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the services in dependency order; each must answer /healthz."""
+        c = self.config
+        proxy_args = ["--host", c.host, "--proxy-port", str(c.proxy_port)]
+        if c.llm_base_url:
+            proxy_args += ["--llm-base-url", c.llm_base_url]
+        if c.model:
+            proxy_args += ["--model", c.model]
+        orchestrator_args = [
+            "--host",
+            c.host,
+            "--orchestrator-port",
+            str(c.orchestrator_port),
+            "--llm-base-url",
+            f"http://{c.host}:{c.proxy_port}/v1",
+        ]
+        gateway_args = [
+            "--host",
+            c.host,
+            "--gateway-port",
+            str(c.gateway_port),
+            "--orchestrator-url",
+            f"ws://{c.host}:{c.orchestrator_port}/v1/link",
+            "--proxy-url",
+            f"http://{c.host}:{c.proxy_port}",
+        ]
+        plan = [
+            ("llm-proxy", proxy_args, c.proxy_port),
+            ("orchestrator", orchestrator_args, c.orchestrator_port),
+            ("gateway", gateway_args, c.gateway_port),
+        ]
+        try:
+            for name, args, port in plan:
+                self._spawn(name, args + c.extra_args.get(name, []))
+                self._wait_healthy(name, f"http://{c.host}:{port}/healthz", timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "AGENT_TOKEN": self.config.token,
+            "AGENT_INTERNAL_TOKEN": self.config.internal_token,
+        }
+        if self.config.llm_api_key:
+            env["AGENT_LLM_API_KEY"] = self.config.llm_api_key
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_service", name, *args],
+            env=env,
+            stdout=self._output,
+            stderr=self._output,
+            start_new_session=True,
+        )
+        self._children.append((name, process))
+
+    def _wait_healthy(self, name: str, url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        process = self._children[-1][1]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise StackError(f"{name} exited with code {process.returncode} while starting")
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.05)
+        raise StackError(f"{name} did not become healthy within {timeout_s:g} s ({url})")
+
+    def failed_service(self) -> str | None:
+        """The name of a service that exited, if one did."""
+        for name, process in self._children:
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self, timeout_s: float = 20.0) -> dict[str, int]:
+        """SIGTERM in reverse order, wait, SIGKILL stragglers; return the exit codes."""
+        codes: dict[str, int] = {}
+        for name, process in reversed(self._children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            codes[name] = int(process.returncode)
+        self._children.clear()
+        return codes

@@ -1,0 +1,89 @@
+"""Run gateway, orchestrator and llm-proxy together on this machine, each as its own process.
+
+Without --llm-base-url the proxy serves the built-in offline demo model.
+Ctrl-C or SIGTERM stops all three cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+import sys
+import threading
+from types import FrameType
+
+from agent_service.options import (
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_ORCHESTRATOR_PORT,
+    DEFAULT_PROXY_PORT,
+    add_host,
+    add_llm_upstream,
+    add_port,
+    add_token,
+)
+from agent_service.stack import ServiceStack, StackConfig, StackError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `agent-service up`."""
+    add_host(parser)
+    add_token(parser)
+    add_llm_upstream(parser, unset_means="the built-in offline demo model")
+    add_port(parser, "gateway", DEFAULT_GATEWAY_PORT)
+    add_port(parser, "orchestrator", DEFAULT_ORCHESTRATOR_PORT)
+    add_port(parser, "proxy", DEFAULT_PROXY_PORT)
+
+
+def stack_config(args: argparse.Namespace) -> StackConfig:
+    """The stack the flags describe; secrets generated where unset."""
+    return StackConfig(
+        host=args.host,
+        gateway_port=args.gateway_port,
+        orchestrator_port=args.orchestrator_port,
+        proxy_port=args.proxy_port,
+        token=args.token or secrets.token_urlsafe(24),
+        internal_token=secrets.token_urlsafe(24),
+        llm_base_url=args.llm_base_url,
+        llm_api_key=args.llm_api_key,
+        model=args.model,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the stack, print how to connect, and wait for a signal or a crash."""
+    config = stack_config(args)
+    stack = ServiceStack(config)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"agent-service up: {exc}", file=sys.stderr)
+        return 1
+    model = config.model or ("demo (offline)" if not config.llm_base_url else "endpoint default")
+    print(
+        f"agent-service is up: gateway {config.gateway_url}  model {model}\n"
+        f"token: {'(from --token/AGENT_TOKEN)' if args.token else config.token}\n"
+        f"connect an IDE:  agent-service ide --workspace DIR --url {config.gateway_url} "
+        f'--token <token> "Add logging to src/auth.js"\n'
+        "Ctrl-C stops everything.",
+        file=sys.stderr,
+        flush=True,
+    )
+    failed = None
+    while not stop.wait(0.5):
+        failed = stack.failed_service()
+        if failed:
+            print(f"agent-service up: {failed} exited; stopping the others", file=sys.stderr)
+            break
+    codes = stack.stop()
+    unclean = {name: code for name, code in codes.items() if code != 0}
+    if unclean:
+        print(f"agent-service up: unclean exits {unclean}", file=sys.stderr)
+    return 1 if failed or unclean else 0
