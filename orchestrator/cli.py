@@ -51,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "default %(default)s)",
     )
     parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=env_float("AGENT_DRAIN_TIMEOUT", 30.0),
+        help="on SIGTERM, seconds running turns get to finish (env AGENT_DRAIN_TIMEOUT, "
+        "default %(default)s)",
+    )
+    parser.add_argument(
         "--llm-read-timeout",
         type=float,
         default=env_float("AGENT_LLM_READ_TIMEOUT", 300.0),
@@ -87,7 +94,10 @@ async def _serve(args: argparse.Namespace) -> None:
     server = OrchestratorServer(
         registry,
         ServerSettings(
-            host=args.host, port=args.orchestrator_port, internal_token=args.internal_token
+            host=args.host,
+            port=args.orchestrator_port,
+            internal_token=args.internal_token,
+            drain_timeout_s=args.drain_timeout,
         ),
     )
     try:

@@ -2,6 +2,8 @@
 
 Frames are queued without blocking the caller (the per-token path) and written
 in order by one writer task; a requested close is sent after what is queued.
+A connection whose queue passes `MAX_BACKLOG` frames is a client that stays
+behind: it is closed with 4008 (its session lives on and can be resumed).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 10_000
+CLOSE_TOO_SLOW = 4008
 
 
 class LinkConnection:
@@ -25,6 +31,7 @@ class LinkConnection:
         self._queue: deque[str] = deque()
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
+        self._drained: list[Callable[[], None]] = []
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
     @property
@@ -33,10 +40,24 @@ class LinkConnection:
         return len(self._queue)
 
     def send(self, text: str) -> None:
-        """Queue one frame."""
-        if self._close is None:
-            self._queue.append(text)
+        """Queue one frame; a client this far behind is disconnected."""
+        if self._close is not None:
+            return
+        queue = self._queue
+        queue.append(text)
+        if len(queue) == 1:
             self._wake.set()
+        elif len(queue) > MAX_BACKLOG:
+            log.warning("client too slow, disconnecting", extra={"backlog": len(queue)})
+            queue.clear()
+            self.close(CLOSE_TOO_SLOW, "client too slow; resume to continue")
+
+    def notify_when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every queued frame has been handed to the socket."""
+        if self._queue:
+            self._drained.append(callback)
+        else:
+            callback()
 
     def close(self, code: int, reason: str) -> None:
         """Close after the queued frames are written."""
@@ -59,6 +80,10 @@ class LinkConnection:
                 self._wake.clear()
                 while queue:
                     await websocket.send(queue.popleft())
+                if self._drained:
+                    callbacks, self._drained = self._drained, []
+                    for callback in callbacks:
+                        callback()
                 if self._close is not None:
                     await websocket.close(*self._close)
                     return

@@ -3,12 +3,18 @@
 The core decides; this module only does what the commands say. It keeps the
 session's numbered events (the resume buffer), the IDE attachment, the LLM
 request task and the tool timers.
+
+Backpressure: while the IDE connection is behind (`HOLD_AT_BACKLOG` frames
+queued) or gone, streamed model text is held here and fed to the core as one
+merged delta when the connection drains, comes back, or the stream moves on.
+The core, and so the transcript, sees the merged delta: replay stays exact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from orchestrator.commands import (
@@ -21,12 +27,14 @@ from orchestrator.commands import (
     StartToolTimer,
 )
 from orchestrator.core import CoreConfig, SessionCore
-from orchestrator.events import Event, ToolTimedOut
+from orchestrator.events import Event, LlmTextDelta, ToolTimedOut
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from wire import TOOL_NAMES, Error, ErrorSource, Session, StateChanged, encode
 
 log = logging.getLogger(__name__)
+
+HOLD_AT_BACKLOG = 64
 
 
 class Attachment(Protocol):
@@ -37,6 +45,13 @@ class Attachment(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code."""
+
+    @property
+    def backlog(self) -> int:
+        """Frames queued and not yet written."""
+
+    def notify_when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the queue is empty."""
 
 
 class SessionRuntime:
@@ -57,6 +72,8 @@ class SessionRuntime:
         self._recorder = recorder
         self._llm_task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._held_text: list[str] = []
+        self._held_request_id = ""
 
     # ---- input -------------------------------------------------------------------------
 
@@ -67,6 +84,26 @@ class SessionRuntime:
         self._recorder.record_outputs(self.session_id, commands)
         for command in commands:
             self._execute(command, origin)
+
+    def feed_llm(self, event: Event) -> None:
+        """Feed an event of the LLM stream, holding text back while the IDE is behind."""
+        if type(event) is LlmTextDelta:
+            attachment = self.attachment
+            if self._held_text or attachment is None or attachment.backlog >= HOLD_AT_BACKLOG:
+                if not self._held_text and attachment is not None:
+                    attachment.notify_when_drained(self._release_held_text)
+                self._held_text.append(event.text)
+                self._held_request_id = event.request_id
+                return
+        elif self._held_text:
+            self._release_held_text()
+        self.feed(event)
+
+    def _release_held_text(self) -> None:
+        if self._held_text:
+            text = "".join(self._held_text)
+            self._held_text.clear()
+            self.feed(LlmTextDelta(self._held_request_id, text))
 
     def attach(self, attachment: Attachment, last_seq: int, resumed: bool) -> None:
         """Send the `session` reply, every event after `last_seq`, then go on live."""
@@ -96,6 +133,8 @@ class SessionRuntime:
         )
         for text in self.events[last_seq:]:
             attachment.send(text)
+        if self._held_text:
+            attachment.notify_when_drained(self._release_held_text)
 
     def detach(self, attachment: Attachment) -> None:
         """The connection went away; the session lives on."""
@@ -104,6 +143,7 @@ class SessionRuntime:
 
     def stop(self) -> None:
         """Cancel the running LLM request and timers: the session is being freed."""
+        self._held_text.clear()
         if self._llm_task is not None:
             self._llm_task.cancel()
         for handle in self._timers.values():
@@ -127,6 +167,7 @@ class SessionRuntime:
                 self._llm.stream(command, self.feed)
             )
         elif isinstance(command, AbortLlmRequest):
+            self._held_text.clear()
             if self._llm_task is not None:
                 self._llm_task.cancel()
                 self._llm_task = None

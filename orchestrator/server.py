@@ -55,6 +55,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8766
     internal_token: str | None = None
+    drain_timeout_s: float = 30.0
 
 
 class OrchestratorServer:
@@ -91,9 +92,14 @@ class OrchestratorServer:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop accepting, stop every session's work, close the links."""
+        """Stop accepting, let running turns finish up to the drain timeout, close the links."""
         assert self._server is not None
         self._server.close(close_connections=False)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout_s
+        while self.registry.turns_running() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        log.info("orchestrator stopping", extra={"turns_cut": self.registry.turns_running()})
         self.registry.close_all()
         for connection in list(self._server.connections):
             await connection.close(1001, "orchestrator shutting down")

@@ -99,6 +99,10 @@ class SessionRegistry:
             session.stop()
             log.info("session expired", extra={"session_id": session_id})
 
+    def turns_running(self) -> int:
+        """Sessions in the middle of a turn."""
+        return sum(1 for session in self._sessions.values() if session.core.turn_id is not None)
+
     def close_all(self) -> None:
         """Shutdown: stop every session's work and flush what was recorded."""
         for handle in self._reapers.values():
