@@ -13,6 +13,7 @@ import sys
 import threading
 from types import FrameType
 
+from agent_service.combined import add_in_process_flag, run_combined
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
@@ -33,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_port(parser, "gateway", DEFAULT_GATEWAY_PORT)
     add_port(parser, "orchestrator", DEFAULT_ORCHESTRATOR_PORT)
     add_port(parser, "proxy", DEFAULT_PROXY_PORT)
+    add_in_process_flag(parser)
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
@@ -54,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     """Start the stack, print how to connect, and wait for a signal or a crash."""
     config = stack_config(args)
     stack = ServiceStack(config)
+    if args.in_process:
+        _announce(config, args)
+        return run_combined(config, stack)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -66,16 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except StackError as exc:
         print(f"agent-service up: {exc}", file=sys.stderr)
         return 1
-    model = config.model or ("demo (offline)" if not config.llm_base_url else "endpoint default")
-    print(
-        f"agent-service is up: gateway {config.gateway_url}  model {model}\n"
-        f"token: {'(from --token/AGENT_TOKEN)' if args.token else config.token}\n"
-        f"connect an IDE:  agent-service ide --workspace DIR --url {config.gateway_url} "
-        f'--token <token> "Add logging to src/auth.js"\n'
-        "Ctrl-C stops everything.",
-        file=sys.stderr,
-        flush=True,
-    )
+    _announce(config, args)
     failed = None
     while not stop.wait(0.5):
         failed = stack.failed_service()
@@ -87,3 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if unclean:
         print(f"agent-service up: unclean exits {unclean}", file=sys.stderr)
     return 1 if failed or unclean else 0
+
+
+def _announce(config: StackConfig, args: argparse.Namespace) -> None:
+    model = config.model or ("demo (offline)" if not config.llm_base_url else "endpoint default")
+    print(
+        f"agent-service is up: gateway {config.gateway_url}  model {model}\n"
+        f"token: {'(from --token/AGENT_TOKEN)' if args.token else config.token}\n"
+        f"connect an IDE:  agent-service ide --workspace DIR --url {config.gateway_url} "
+        f'--token <token> "Add logging to src/auth.js"\n'
+        "Ctrl-C stops everything.",
+        file=sys.stderr,
+        flush=True,
+    )

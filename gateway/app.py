@@ -36,7 +36,7 @@ class GatewaySettings:
     """What the gateway checks and where it relays."""
 
     token: str
-    orchestrator_health_url: str
+    orchestrator_health_url: str | None
     proxy_health_url: str | None
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
@@ -77,13 +77,13 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
 
     @app.get("/healthz")
     async def healthz(request: Request) -> HTTPResponse:
-        checks = [answers_healthy(settings.orchestrator_health_url)]
-        if settings.proxy_health_url:
-            checks.append(answers_healthy(settings.proxy_health_url))
-        results = await asyncio.gather(*checks)
-        status = {"orchestrator": results[0]}
-        if settings.proxy_health_url:
-            status["llm_proxy"] = results[1]
+        targets = {
+            "orchestrator": settings.orchestrator_health_url,
+            "llm_proxy": settings.proxy_health_url,
+        }
+        checked = {name: url for name, url in targets.items() if url}
+        results = await asyncio.gather(*(answers_healthy(url) for url in checked.values()))
+        status = dict(zip(checked, results, strict=True))
         healthy = all(results)
         return json({"status": "ok" if healthy else "degraded", **status}, 200 if healthy else 503)
 

@@ -18,28 +18,14 @@ import signal
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from pydantic import ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from orchestrator.events import CancelRequested, ToolResultReceived, UserMessageReceived
+from orchestrator.endpoint import ClientEndpoint
 from orchestrator.link import LinkConnection
-from orchestrator.runtime import SessionRuntime
-from orchestrator.sessions import SessionLimitReached, SessionRegistry
-from wire import (
-    CLIENT_MESSAGE,
-    Cancel,
-    ClientMessage,
-    Error,
-    ErrorCode,
-    ErrorSource,
-    Hello,
-    ToolResult,
-    UserMessage,
-    encode,
-)
+from orchestrator.sessions import SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -123,108 +109,12 @@ class OrchestratorServer:
         assert websocket.request is not None
         principal = websocket.request.headers.get(PRINCIPAL_HEADER, "anonymous")
         link = LinkConnection(websocket)
-        session: SessionRuntime | None = None
+        endpoint = ClientEndpoint(self.registry, principal, link)
         try:
             async for message in websocket:
-                if isinstance(message, bytes):
-                    link.send(_protocol_error(ErrorCode.INVALID_FRAME, "frames must be text", None))
-                    continue
-                frame = _parse(message, link)
-                if frame is None:
-                    continue
-                if session is None:
-                    session = self._hello(frame, principal, link)
-                else:
-                    _dispatch(session, frame, link)
+                endpoint.handle_frame(message)
         except ConnectionClosed:
             pass
         finally:
-            if session is not None:
-                self.registry.detach(session, link)
+            endpoint.close()
             await link.finish()
-
-    def _hello(
-        self, frame: ClientMessage, principal: str, link: LinkConnection
-    ) -> SessionRuntime | None:
-        """The first frame opens or resumes a session; anything else is refused until then."""
-        if not isinstance(frame, Hello):
-            link.send(
-                _protocol_error(
-                    ErrorCode.HELLO_REQUIRED, "send hello first", getattr(frame, "id", None)
-                )
-            )
-            return None
-        if frame.session_id is None:
-            try:
-                session = self.registry.create(principal)
-            except SessionLimitReached as exc:
-                link.send(_protocol_error(ErrorCode.SESSION_LIMIT, str(exc), frame.id))
-                return None
-            self.registry.attach(session, link, 0, resumed=False)
-            return session
-        found = self.registry.get(frame.session_id)
-        if found is None or not self.registry.owned_by(frame.session_id, principal):
-            link.send(
-                _protocol_error(
-                    ErrorCode.UNKNOWN_SESSION,
-                    f"no live session {frame.session_id!r} for this token (expired or never "
-                    "existed); send hello without session_id to start a new one",
-                    frame.id,
-                )
-            )
-            return None
-        self.registry.attach(found, link, min(frame.last_seq, found.core.last_seq), resumed=True)
-        return found
-
-
-def _dispatch(session: SessionRuntime, frame: ClientMessage, link: LinkConnection) -> None:
-    if isinstance(frame, UserMessage):
-        session.feed(UserMessageReceived(frame.content, frame.id), link)
-    elif isinstance(frame, ToolResult):
-        error = frame.error
-        session.feed(
-            ToolResultReceived(
-                call_id=frame.call_id,
-                ok=frame.ok,
-                output=frame.output,
-                error_code=error.code if error else None,
-                error_message=error.message if error else None,
-                message_id=frame.id,
-            ),
-            link,
-        )
-    elif isinstance(frame, Cancel):
-        session.feed(CancelRequested(frame.id), link)
-    else:
-        link.send(_protocol_error(ErrorCode.INVALID_FRAME, "hello was already sent", frame.id))
-
-
-def _parse(message: str, link: LinkConnection) -> ClientMessage | None:
-    """Validate one client frame; reply with a protocol error and return None if it is bad."""
-    try:
-        return CLIENT_MESSAGE.validate_json(message)
-    except ValidationError as exc:
-        try:
-            raw = json.loads(message)
-        except ValueError:
-            link.send(_protocol_error(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None))
-            return None
-        frame_id = raw.get("id") if isinstance(raw, dict) else None
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or 'frame'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
-        link.send(
-            _protocol_error(
-                ErrorCode.INVALID_FRAME,
-                f"invalid frame: {problems}",
-                frame_id if isinstance(frame_id, str) else None,
-            )
-        )
-        return None
-
-
-def _protocol_error(code: str, message: str, frame_id: str | None) -> str:
-    return encode(
-        Error(code=code, message=message, source=ErrorSource.PROTOCOL, fatal=False, id=frame_id)
-    )

@@ -1,0 +1,65 @@
+"""Gateway and orchestrator in one process, linked in memory; the llm-proxy as a child process.
+
+The mode `agent-service up --in-process` runs, and the benchmark measures
+against the three-process stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from agent_service.logs import configure_logging
+from agent_service.stack import ServiceStack, StackConfig
+from gateway.app import GatewaySettings, SubprotocolOptionalProtocol, build_app
+from gateway.inprocess import InProcessLink
+from orchestrator.core import CoreConfig
+from orchestrator.llm_client import LlmClient, LlmSettings
+from orchestrator.recording import NullRecorder
+from orchestrator.sessions import SessionRegistry
+
+
+def run_combined(config: StackConfig, proxy_stack: ServiceStack) -> int:
+    """Start the proxy child, serve gateway+orchestrator here until a signal, stop the child."""
+    configure_logging("gateway+orchestrator")
+    proxy_stack.start(services=("llm-proxy",))
+    registry = SessionRegistry(
+        CoreConfig(),
+        LlmClient(
+            LlmSettings(base_url=f"http://{config.host}:{config.proxy_port}/v1", model=config.model)
+        ),
+        NullRecorder(),
+    )
+    settings = GatewaySettings(
+        token=config.token,
+        orchestrator_health_url=None,
+        proxy_health_url=f"http://{config.host}:{config.proxy_port}",
+    )
+    app = build_app(settings, InProcessLink(registry), name="gateway_in_process")
+
+    @app.after_server_stop
+    async def close_sessions(*_: Any) -> None:
+        registry.close_all()
+
+    try:
+        app.run(
+            host=config.host,
+            port=config.gateway_port,
+            single_process=True,
+            access_log=False,
+            motd=False,
+            protocol=SubprotocolOptionalProtocol,
+        )
+    finally:
+        proxy_stack.stop()
+    return 0
+
+
+def add_in_process_flag(parser: argparse.ArgumentParser) -> None:
+    """--in-process for `agent-service up`."""
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run gateway and orchestrator in one process, linked in memory "
+        "(the llm-proxy stays its own process)",
+    )

@@ -1,0 +1,139 @@
+"""One client connection's frames, turned into session events, whatever carries them.
+
+The WebSocket link server and the in-process link both hand each frame to a
+`ClientEndpoint`: it validates the frame, opens or resumes the session on
+`hello`, feeds the session core, and replies with protocol errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from orchestrator.events import CancelRequested, ToolResultReceived, UserMessageReceived
+from orchestrator.runtime import Attachment, SessionRuntime
+from orchestrator.sessions import SessionLimitReached, SessionRegistry
+from wire import (
+    CLIENT_MESSAGE,
+    Cancel,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    ErrorSource,
+    Hello,
+    ToolResult,
+    UserMessage,
+    encode,
+)
+
+
+class ClientEndpoint:
+    """The orchestrator's end of one IDE connection."""
+
+    def __init__(self, registry: SessionRegistry, principal: str, attachment: Attachment) -> None:
+        self.registry = registry
+        self.principal = principal
+        self.attachment = attachment
+        self.session: SessionRuntime | None = None
+
+    def handle_frame(self, message: str | bytes) -> None:
+        """Apply one client frame."""
+        if isinstance(message, bytes):
+            self._refuse(ErrorCode.INVALID_FRAME, "frames must be UTF-8 JSON text", None)
+            return
+        frame = self._parse(message)
+        if frame is None:
+            return
+        if self.session is None:
+            self.session = self._hello(frame)
+        else:
+            self._dispatch(self.session, frame)
+
+    def close(self) -> None:
+        """The connection is gone; its session lives on for the grace period."""
+        if self.session is not None:
+            self.registry.detach(self.session, self.attachment)
+
+    def _hello(self, frame: ClientMessage) -> SessionRuntime | None:
+        """The first frame opens or resumes a session; anything else is refused until then."""
+        if not isinstance(frame, Hello):
+            self._refuse(ErrorCode.HELLO_REQUIRED, "send hello first", frame.id)
+            return None
+        if frame.session_id is None:
+            try:
+                session = self.registry.create(self.principal)
+            except SessionLimitReached as exc:
+                self._refuse(ErrorCode.SESSION_LIMIT, str(exc), frame.id)
+                return None
+            self.registry.attach(session, self.attachment, 0, resumed=False)
+            return session
+        found = self.registry.get(frame.session_id)
+        if found is None or not self.registry.owned_by(frame.session_id, self.principal):
+            self._refuse(
+                ErrorCode.UNKNOWN_SESSION,
+                f"no live session {frame.session_id!r} for this token (expired or never "
+                "existed); send hello without session_id to start a new one",
+                frame.id,
+            )
+            return None
+        self.registry.attach(
+            found, self.attachment, min(frame.last_seq, found.core.last_seq), resumed=True
+        )
+        return found
+
+    def _dispatch(self, session: SessionRuntime, frame: ClientMessage) -> None:
+        if isinstance(frame, UserMessage):
+            session.feed(UserMessageReceived(frame.content, frame.id), self.attachment)
+        elif isinstance(frame, ToolResult):
+            error = frame.error
+            session.feed(
+                ToolResultReceived(
+                    call_id=frame.call_id,
+                    ok=frame.ok,
+                    output=frame.output,
+                    error_code=error.code if error else None,
+                    error_message=error.message if error else None,
+                    message_id=frame.id,
+                ),
+                self.attachment,
+            )
+        elif isinstance(frame, Cancel):
+            session.feed(CancelRequested(frame.id), self.attachment)
+        else:
+            self._refuse(ErrorCode.INVALID_FRAME, "hello was already sent", frame.id)
+
+    def _parse(self, message: str) -> ClientMessage | None:
+        """Validate one client frame; reply with a protocol error and return None if it is bad."""
+        try:
+            return CLIENT_MESSAGE.validate_json(message)
+        except ValidationError as exc:
+            try:
+                raw = json.loads(message)
+            except ValueError:
+                self._refuse(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None)
+                return None
+            frame_id = raw.get("id") if isinstance(raw, dict) else None
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or 'frame'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            self._refuse(
+                ErrorCode.INVALID_FRAME,
+                f"invalid frame: {problems}",
+                frame_id if isinstance(frame_id, str) else None,
+            )
+            return None
+
+    def _refuse(self, code: str, message: str, frame_id: str | None) -> None:
+        self.attachment.send(
+            encode(
+                Error(
+                    code=code,
+                    message=message,
+                    source=ErrorSource.PROTOCOL,
+                    fatal=False,
+                    id=frame_id,
+                )
+            )
+        )
