@@ -30,7 +30,7 @@ from orchestrator.core import CoreConfig, SessionCore
 from orchestrator.events import Event, LlmTextDelta, ToolTimedOut
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
-from wire import TOOL_NAMES, Error, ErrorSource, Session, StateChanged, encode
+from wire import TOOL_NAMES, Error, ErrorSource, Session, StateChanged, ToolCall, encode
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class SessionRuntime:
         self._recorder = recorder
         self._llm_task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tool_call_seq: dict[str, int] = {}
         self._held_text: list[str] = []
         self._held_request_id = ""
 
@@ -106,7 +107,11 @@ class SessionRuntime:
             self.feed(LlmTextDelta(self._held_request_id, text))
 
     def attach(self, attachment: Attachment, last_seq: int, resumed: bool) -> None:
-        """Send the `session` reply, every event after `last_seq`, then go on live."""
+        """Send the `session` reply, every event after `last_seq`, then go on live.
+
+        Tool calls still pending that the client had already received are sent
+        again (the same frame, the same seq): the client answers each call once.
+        """
         previous, self.attachment = self.attachment, attachment
         if previous is not None and previous is not attachment:
             previous.send(
@@ -133,6 +138,10 @@ class SessionRuntime:
         )
         for text in self.events[last_seq:]:
             attachment.send(text)
+        for call_id in self.core.pending_call_ids:
+            seq = self._tool_call_seq[call_id]
+            if seq <= last_seq:
+                attachment.send(self.events[seq - 1])
         if self._held_text:
             attachment.notify_when_drained(self._release_held_text)
 
@@ -160,6 +169,8 @@ class SessionRuntime:
                 self.attachment.send(text)
             if isinstance(command.event, StateChanged):
                 self._recorder.flush()
+            elif isinstance(command.event, ToolCall):
+                self._tool_call_seq[command.event.call_id] = command.event.seq
         elif isinstance(command, RejectEvent):
             self._reject(command, origin)
         elif isinstance(command, StartLlmRequest):
