@@ -37,7 +37,15 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("websockets", "httpx", "httpcore", "openai", "transitions", "sanic.access"):
+    for noisy in (
+        "websockets",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "openai",
+        "transitions",
+        "sanic.access",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime
 

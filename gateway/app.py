@@ -9,7 +9,6 @@ reconnecting IDE.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,16 +103,18 @@ async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -
     """Pump frames both ways until either side closes, then close the other."""
     from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
     to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
-    done, pending = await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    if to_ide in done:
+    try:
+        await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        orchestrator_closed = to_ide.done() and not to_ide.cancelled()
+        for task in (from_ide, to_ide):
+            task.cancel()
+        await asyncio.gather(from_ide, to_ide, return_exceptions=True)
+        await channel.close()
+    if orchestrator_closed:
         code = channel.close_code or CLOSE_UNAVAILABLE
         reason = channel.close_reason or "orchestrator closed the session link"
         await ws.close(code if code != 1006 else CLOSE_UNAVAILABLE, reason)
-    await channel.close()
 
 
 async def _ide_to_orchestrator(
