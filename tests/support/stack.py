@@ -1,0 +1,46 @@
+"""The three services as real processes on free loopback ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent_service.stack import ServiceStack, StackConfig
+from tests.support.procs import free_port
+
+TEST_TOKEN = "test-token-0123456789"
+
+
+@contextlib.contextmanager
+def running_stack(
+    log_dir: Path,
+    *,
+    llm_base_url: str | None = None,
+    model: str | None = None,
+    extra_args: dict[str, list[str]] | None = None,
+) -> Iterator[StackConfig]:
+    """Start llm-proxy, orchestrator and gateway; stop them with SIGTERM and check exit 0."""
+    config = StackConfig(
+        host="127.0.0.1",
+        gateway_port=free_port(),
+        orchestrator_port=free_port(),
+        proxy_port=free_port(),
+        token=TEST_TOKEN,
+        internal_token="internal-test-secret",
+        llm_base_url=llm_base_url,
+        llm_api_key="sk-test-upstream-key" if llm_base_url else None,
+        model=model,
+        extra_args={"llm-proxy": ["--demo-delay-ms", "0"], **(extra_args or {})},
+    )
+    log_path = log_dir / "stack.log"
+    with log_path.open("ab") as output:
+        stack = ServiceStack(config, output=output)
+        stack.start()
+        try:
+            yield config
+        finally:
+            codes = stack.stop()
+    assert all(code == 0 for code in codes.values()), (
+        f"unclean exits {codes}:\n{log_path.read_text(errors='replace')[-4000:]}"
+    )
