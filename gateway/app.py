@@ -28,6 +28,8 @@ WS_PATH = "/v1/ws"
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNAVAILABLE = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+DEFAULT_MAX_CONNECTIONS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class GatewaySettings:
     proxy_health_url: str | None
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 class SubprotocolOptionalProtocol(WebSocketProtocol):
@@ -59,6 +62,7 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
     app.config.WEBSOCKET_PING_INTERVAL = 20
     app.config.WEBSOCKET_PING_TIMEOUT = 20
+    app.ctx.connections = 0
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:
@@ -88,13 +92,22 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
 
     @app.websocket(WS_PATH, subprotocols=[SUBPROTOCOL])
     async def ide_socket(request: Request, ws: Websocket) -> None:
+        if app.ctx.connections >= settings.max_connections:
+            message = f"this gateway serves its limit of {settings.max_connections} connections"
+            await ws.send(_frame_error(ErrorCode.SESSION_LIMIT, message, fatal=True))
+            await ws.close(CLOSE_TRY_AGAIN_LATER, "gateway full")
+            return
         try:
             channel = await link.open(request.ctx.principal)
         except LinkError as exc:
             await ws.send(_frame_error(exc.code, str(exc), fatal=True))
             await ws.close(CLOSE_UNAVAILABLE, "orchestrator unavailable")
             return
-        await _relay(ws, channel, settings.max_frame_bytes)
+        app.ctx.connections += 1
+        try:
+            await _relay(ws, channel, settings.max_frame_bytes)
+        finally:
+            app.ctx.connections -= 1
 
     return app
 

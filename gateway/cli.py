@@ -20,6 +20,7 @@ from agent_service.options import (
     env_int,
 )
 from gateway.app import (
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     GatewaySettings,
     SubprotocolOptionalProtocol,
@@ -63,6 +64,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=env_int("AGENT_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES),
         help="largest client frame accepted (env AGENT_MAX_FRAME_BYTES, default %(default)s)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=env_int("AGENT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
+        help="IDE connections this gateway serves at once (env AGENT_MAX_CONNECTIONS, "
+        "default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         proxy_health_url=None if args.proxy_url == "none" else args.proxy_url,
         allowed_origins=frozenset(args.allowed_origin),
         max_frame_bytes=args.max_frame_bytes,
+        max_connections=args.max_connections,
     )
     app = build_app(settings, WebSocketLink(args.orchestrator_url, args.internal_token))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})

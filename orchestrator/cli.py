@@ -51,6 +51,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "default %(default)s)",
     )
     parser.add_argument(
+        "--max-tool-output",
+        type=int,
+        default=env_int("AGENT_MAX_TOOL_OUTPUT", 64_000),
+        help="characters of a tool result the model sees; the rest is cut with a visible "
+        "marker (env AGENT_MAX_TOOL_OUTPUT, default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-user-message",
+        type=int,
+        default=env_int("AGENT_MAX_USER_MESSAGE", 256_000),
+        help="characters of a user message (env AGENT_MAX_USER_MESSAGE, default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=env_int("AGENT_MAX_SESSIONS", 10_000),
+        help="live sessions this orchestrator holds (env AGENT_MAX_SESSIONS, default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-sessions-per-token",
+        type=int,
+        default=env_int("AGENT_MAX_SESSIONS_PER_TOKEN", 100),
+        help="live sessions one IDE token may hold (env AGENT_MAX_SESSIONS_PER_TOKEN, "
+        "default %(default)s)",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=float,
         default=env_float("AGENT_DRAIN_TIMEOUT", 30.0),
@@ -83,8 +109,17 @@ def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegis
             read_timeout_s=args.llm_read_timeout,
         )
     )
-    config = CoreConfig(max_steps=args.max_steps, tool_timeout_s=args.tool_timeout)
-    limits = SessionLimits(grace_period_s=args.grace_period)
+    config = CoreConfig(
+        max_steps=args.max_steps,
+        tool_timeout_s=args.tool_timeout,
+        max_tool_output_chars=args.max_tool_output,
+        max_user_message_chars=args.max_user_message,
+    )
+    limits = SessionLimits(
+        grace_period_s=args.grace_period,
+        max_sessions=args.max_sessions,
+        max_sessions_per_principal=args.max_sessions_per_token,
+    )
     return SessionRegistry(config, llm, recorder, limits)
 
 
