@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.cli", "run the gateway: the IDE's WebSocket endpoint"),
     "orchestrator": ("orchestrator.cli", "run the orchestrator: the sessions' state machines"),
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
+    "transcripts": ("agent_service.transcripts", "list, show or export recorded sessions"),
+    "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
 }
 
 
