@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
     "transcripts": ("agent_service.transcripts", "list, show or export recorded sessions"),
     "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
+    "ide": ("ide_client.cli", "run the reference IDE: tools on a workspace, one turn or a prompt"),
 }
 
 

@@ -73,12 +73,14 @@ def add_llm_upstream(parser: argparse.ArgumentParser, *, unset_means: str) -> No
     )
 
 
-def add_token(parser: argparse.ArgumentParser) -> None:
+def add_token(
+    parser: argparse.ArgumentParser, *, unset_means: str = "one is generated and printed"
+) -> None:
     """--token: the bearer token IDEs present to the gateway."""
     parser.add_argument(
         "--token",
         default=env("AGENT_TOKEN"),
-        help="bearer token IDEs must present (env AGENT_TOKEN; unset: one is generated and printed)",
+        help=f"bearer token IDEs must present (env AGENT_TOKEN; unset: {unset_means})",
     )
 
 

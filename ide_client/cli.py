@@ -1,0 +1,172 @@
+"""The reference IDE: connect to the gateway and run the agent's tools on a workspace directory.
+
+With a message, it runs that one turn and exits: 0 when the turn ends `done`, 1 when it ends
+otherwise (`error`, cancelled, refused), 2 when it cannot start (the gateway is unreachable or
+refuses the token, the workspace is not a directory), 130 on Ctrl-C. Without a message it is an interactive prompt: each line is a turn;
+Ctrl-C during a turn cancels it, Ctrl-D or Ctrl-C at the prompt quits.
+
+The agent's streamed answer is printed as it arrives, with one line per tool call and its
+outcome. Tools are confined to the workspace; see docs/ide-client.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from agent_service.logs import configure_logging
+from agent_service.options import add_token, env, env_int
+from ide_client.client import DEFAULT_URL, IdeClient
+from ide_client.display import ConsoleDisplay
+from ide_client.errors import IdeClientError
+from ide_client.sample import create_sample_workspace
+from ide_client.tools import ToolRunner
+from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
+from wire import SessionState
+
+EXIT_DONE = 0
+EXIT_TURN_FAILED = 1
+EXIT_CANNOT_START = 2
+EXIT_INTERRUPTED = 130
+PROMPT = "> "
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `agent-service ide`."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "message", nargs="?", help="run this one turn and exit (omit for an interactive prompt)"
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        required=True,
+        help="directory the tools work in; nothing outside it is read or written",
+    )
+    parser.add_argument(
+        "--url",
+        default=env("AGENT_GATEWAY_URL", DEFAULT_URL),
+        help="the gateway's WebSocket endpoint (env AGENT_GATEWAY_URL, default %(default)s)",
+    )
+    add_token(parser, unset_means="the command stops and asks for one")
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=env_int("AGENT_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+        help="largest file the tools read or write (env AGENT_MAX_FILE_BYTES, default %(default)s)",
+    )
+    parser.add_argument(
+        "--create-sample",
+        action="store_true",
+        help="first create a sample git workspace (src/auth.js) in the missing or empty directory",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one turn or the interactive prompt; the exit code says how it went."""
+    configure_logging("ide", level="WARNING")
+    if not args.token:
+        return _fail("no token: pass --token or set AGENT_TOKEN (`agent-service up` prints one)")
+    try:
+        if args.create_sample:
+            create_sample_workspace(args.workspace)
+        workspace = Workspace(args.workspace, max_file_bytes=args.max_file_bytes)
+    except (IdeClientError, OSError) as exc:
+        return _fail(str(exc))
+    client = IdeClient(
+        args.url,
+        args.token,
+        ToolRunner(workspace),
+        display=ConsoleDisplay(sys.stdout, show_diffs=True),
+    )
+    try:
+        if args.message is not None:
+            return asyncio.run(_one_turn(client, args.message))
+        return asyncio.run(_interactive(client))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except IdeClientError as exc:
+        return _fail(exc.message)
+
+
+async def _one_turn(client: IdeClient, message: str) -> int:
+    async with client:
+        turn = await client.run_turn(message)
+    return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
+
+
+async def _interactive(client: IdeClient) -> int:
+    loop = asyncio.get_running_loop()
+    lines = _StdinLines(loop)
+    main = asyncio.current_task()
+    cancelling: set[asyncio.Task[None]] = set()
+
+    def on_interrupt() -> None:
+        """Ctrl-C: cancel the running turn; again during the same turn: quit; at the prompt: quit."""
+        if not client.turn_running:
+            lines.stop()
+        elif cancelling:
+            assert main is not None
+            main.cancel()
+        else:
+            cancelling.add(loop.create_task(client.cancel()))
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        async with client:
+            session = client.session
+            assert session is not None
+            print(
+                f"Session {session.session_id}. Type a message; Ctrl-D quits.",
+                file=sys.stderr,
+            )
+            while (line := await lines.next(PROMPT)) is not None:
+                if line.strip():
+                    cancelling.clear()
+                    await client.run_turn(line.strip())
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    print(file=sys.stderr)
+    return EXIT_DONE
+
+
+class _StdinLines:
+    """Lines typed at the prompt, read by a daemon thread so the event loop (and the socket's
+    pings) keep running, and so that quitting never waits for a blocked read."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+
+    async def next(self, prompt: str) -> str | None:
+        """The next line, or None at end of input or after `stop()`."""
+        print(prompt, end="", file=sys.stderr, flush=True)
+        return await self._queue.get()
+
+    def stop(self) -> None:
+        """End the prompt: `next` returns None."""
+        self._queue.put_nowait(None)
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            if not self._push(line.rstrip("\n")):
+                return
+        self._push(None)
+
+    def _push(self, line: str | None) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
+        except RuntimeError:
+            return False
+        return True
+
+
+def _fail(message: str) -> int:
+    print(f"agent-service ide: {message}", file=sys.stderr)
+    return EXIT_CANNOT_START

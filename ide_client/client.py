@@ -1,0 +1,425 @@
+"""The IDE side of protocol v1: connect to the gateway, run turns, answer tool calls.
+
+`IdeClient` keeps one WebSocket to the gateway. `run_turn(content)` sends a `user_message`,
+shows the turn as it streams, runs every `tool_call` on the workspace (off the event loop, one
+at a time in arrival order) and answers it with exactly one `tool_result`, and returns when
+the session comes to rest (`done`, `error` or `idle`), or when the gateway refuses the message.
+
+If the connection drops mid-turn, the client reconnects and resumes the session (`hello` with
+`session_id` and `last_seq`); replayed events it has already seen are skipped by `seq`, and a
+tool call offered again after a resume gets the result already computed, never a second run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from ide_client.display import ConsoleDisplay
+from ide_client.errors import GatewayCode, GatewayError, ToolFailure
+from ide_client.tools import ToolRunner
+from ide_client.workspace import Workspace
+from wire import (
+    SERVER_MESSAGE,
+    AgentDelta,
+    Cancel,
+    ClientInfo,
+    Error,
+    Hello,
+    ServerMessage,
+    Session,
+    SessionState,
+    StateChanged,
+    ToolCall,
+    ToolError,
+    ToolResult,
+    UserMessage,
+    encode,
+)
+from wire.codes import ErrorCode
+
+DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
+CLIENT_NAME = "agent-service-ide"
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+AT_REST = frozenset({SessionState.DONE, SessionState.ERROR, SessionState.IDLE})
+# Close codes after which resuming makes sense: no close frame, going away, server restart.
+RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+
+log = logging.getLogger(__name__)
+FrameT = TypeVar("FrameT", bound=BaseModel)
+
+
+@dataclass
+class Turn:
+    """One turn as the client lived it.
+
+    `frames` are the gateway's frames in arrival order (numbered events once each, plus
+    replies such as a resume's `session` or a protocol `error`). `state` is where the session
+    came to rest (`done`, `error`, `idle`), None when the gateway refused the message. `results`
+    are the `tool_result`s the client computed, by call id.
+    """
+
+    content: str
+    message_id: str
+    frames: list[ServerMessage] = field(default_factory=list)
+    results: dict[str, ToolResult] = field(default_factory=dict)
+    state: SessionState | None = None
+    ended: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The turn finished normally (state `done`)."""
+        return self.state is SessionState.DONE
+
+    @property
+    def text(self) -> str:
+        """The agent's streamed answer: every `agent_delta` of the turn, concatenated."""
+        return "".join(frame.text for frame in self.of_type(AgentDelta))
+
+    def of_type(self, kind: type[FrameT]) -> list[FrameT]:
+        """The received frames of one type, e.g. `turn.of_type(ToolCall)`."""
+        return [frame for frame in self.frames if isinstance(frame, kind)]
+
+    def end(self, state: SessionState | None) -> None:
+        """The turn is over, with the session resting in `state` (None: refused)."""
+        self.state = state
+        self.ended = True
+
+
+class IdeClient:
+    """One IDE connection to the gateway, running tool calls on `tools`' workspace.
+
+    Use as `async with IdeClient(url, token, tools) as client: turn = await
+    client.run_turn("...")`. Give `session_id` (and `last_seq`) to resume an existing session.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        tools: ToolRunner,
+        *,
+        display: ConsoleDisplay | None = None,
+        session_id: str | None = None,
+        last_seq: int = 0,
+        reconnect_attempts: int = 3,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.tools = tools
+        self.display = display or ConsoleDisplay(None)
+        self.session: Session | None = None
+        self.session_id = session_id
+        self.last_seq = last_seq
+        self.reconnect_attempts = reconnect_attempts
+        self.open_timeout = open_timeout
+        self._token = token
+        self._ws: ClientConnection | None = None
+        self._turn: Turn | None = None
+        self._turns_started = 0
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tool_lock = asyncio.Lock()
+        self._fatal = False
+        self._resumes_without_progress = 0
+
+    async def __aenter__(self) -> IdeClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def turn_running(self) -> bool:
+        """A turn is in progress (a `cancel` would stop it)."""
+        return self._turn is not None
+
+    async def connect(self) -> Session:
+        """Open the WebSocket and say hello: a new session, or a resume if `session_id` is set."""
+        await self._open()
+        return await self._hello()
+
+    async def close(self) -> None:
+        """Close the connection (the session lives on at the gateway for its grace period)."""
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+
+    async def cancel(self) -> None:
+        """Ask the gateway to stop the running turn; it then ends in `idle`."""
+        await self._send_quietly(Cancel(id=f"cancel-{self._turns_started}"))
+
+    async def run_turn(self, content: str) -> Turn:
+        """Send `content` as a user message and live through the turn until the session rests.
+
+        Raises GatewayError if the connection is lost for good.
+        """
+        if self._turn is not None:
+            raise RuntimeError("a turn is already running on this client")
+        self._turns_started += 1
+        turn = Turn(content, f"m{self._turns_started}")
+        self._turn = turn
+        try:
+            await self._send(UserMessage(content=content, id=turn.message_id))
+            while not turn.ended:
+                frame = await self._receive()
+                if frame is None:
+                    turn.end(SessionState.ERROR)
+                else:
+                    await self._take(frame, turn)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.cancel(), timeout=1.0)
+            raise
+        finally:
+            turn.ended = True
+            self._turn = None
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        self.display.turn_ended(turn.state)
+        return turn
+
+    # ---- frames in ---------------------------------------------------------------------
+
+    async def _take(self, frame: ServerMessage, turn: Turn) -> None:
+        """Act on one frame of the turn; numbered events already seen are skipped.
+
+        Except a `tool_call` the gateway sends again after a resume (same frame, same seq): it
+        is still waiting for its result, so it gets one.
+        """
+        seq = getattr(frame, "seq", None)
+        if seq is not None:
+            if seq <= self.last_seq:
+                if isinstance(frame, ToolCall):
+                    await self._offer(frame, turn)
+                return
+            self.last_seq = seq
+            self._resumes_without_progress = 0
+        turn.frames.append(frame)
+        if isinstance(frame, AgentDelta):
+            self.display.agent_text(frame.text)
+        elif isinstance(frame, ToolCall):
+            await self._offer(frame, turn)
+        elif isinstance(frame, Error):
+            self.display.error(frame)
+            self._fatal |= frame.fatal
+            if frame.source == "protocol" and frame.id == turn.message_id:
+                turn.end(None)
+        elif isinstance(frame, StateChanged) and frame.state in AT_REST:
+            turn.end(frame.state)
+
+    async def _offer(self, call: ToolCall, turn: Turn) -> None:
+        """Run a new call; answer a call offered again with the result it already has."""
+        known = turn.results.get(call.call_id)
+        if known is not None:
+            await self._send_quietly(known)
+        elif call.call_id not in self._running:
+            task = asyncio.create_task(self._run_tool(call, turn))
+            self._running[call.call_id] = task
+
+    async def _run_tool(self, call: ToolCall, turn: Turn) -> None:
+        try:
+            async with self._tool_lock:
+                if turn.ended:
+                    return
+                result = await asyncio.to_thread(self._execute, call)
+            turn.results[call.call_id] = result
+            self.display.tool_outcome(call, result)
+            if not turn.ended:
+                await self._send_quietly(result)
+        finally:
+            self._running.pop(call.call_id, None)
+
+    def _execute(self, call: ToolCall) -> ToolResult:
+        try:
+            output = self.tools.run(call.tool, call.arguments)
+        except ToolFailure as failure:
+            error = ToolError(code=failure.code, message=failure.message)
+            return ToolResult(call_id=call.call_id, ok=False, error=error)
+        except Exception as exc:
+            log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
+            error = ToolError(code=ErrorCode.TOOL_FAILED, message=f"{call.tool} crashed: {exc}")
+            return ToolResult(call_id=call.call_id, ok=False, error=error)
+        return ToolResult(call_id=call.call_id, ok=True, output=output)
+
+    async def _receive(self) -> ServerMessage | None:
+        """The next frame, resuming the session if the connection drops.
+
+        None: the connection ended after a fatal error, so the session is over.
+        """
+        while True:
+            try:
+                raw = await self._connection().recv()
+            except ConnectionClosed as closed:
+                if self._fatal:
+                    return None
+                await self._resume(closed)
+                continue
+            return _decode(raw)
+
+    # ---- connection ----------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            self._ws = await connect(
+                self.url,
+                additional_headers={"Authorization": f"Bearer {self._token}"},
+                open_timeout=self.open_timeout,
+                max_size=MAX_FRAME_BYTES,
+                proxy=None,
+            )
+        except InvalidURI as exc:
+            raise GatewayError(GatewayCode.INVALID_URL, f"invalid gateway URL: {exc}") from None
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401:
+                raise GatewayError(
+                    GatewayCode.UNAUTHORIZED, "the gateway refused the token (HTTP 401)"
+                ) from None
+            raise GatewayError(
+                GatewayCode.REJECTED, f"the gateway refused the connection (HTTP {status})"
+            ) from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise GatewayError(
+                GatewayCode.UNREACHABLE, f"cannot reach the gateway at {self.url}: {exc}"
+            ) from None
+
+    async def _hello(self) -> Session:
+        """Say hello on the fresh connection and read the `session` reply."""
+        client = ClientInfo(name=CLIENT_NAME, version=_version())
+        resuming = self.session_id is not None
+        if resuming:
+            hello = Hello(
+                protocol=1,
+                session_id=self.session_id,
+                last_seq=self.last_seq,
+                client=client,
+            )
+        else:
+            hello = Hello(protocol=1, client=client)
+        try:
+            await self._connection().send(encode(hello))
+            reply = _decode(await self._connection().recv())
+        except ConnectionClosed as closed:
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST,
+                f"the gateway closed the connection during hello ({_close_reason(closed)})",
+            ) from None
+        if isinstance(reply, Error):
+            raise GatewayError(reply.code, f"the gateway refused the session: {reply.message}")
+        if not isinstance(reply, Session):
+            raise GatewayError(
+                GatewayCode.BAD_FRAME, f"expected a session reply to hello, got {reply.type!r}"
+            )
+        if resuming and not reply.resumed:
+            raise GatewayError(
+                ErrorCode.UNKNOWN_SESSION, f"the gateway did not resume session {self.session_id}"
+            )
+        self.session = reply
+        self.session_id = reply.session_id
+        if self._turn is not None and resuming:
+            self._turn.frames.append(reply)
+        return reply
+
+    async def _resume(self, closed: ConnectionClosed) -> None:
+        """Reconnect and resume after a dropped connection, or raise GatewayError."""
+        reason = _close_reason(closed)
+        code = closed.rcvd.code if closed.rcvd is not None else 1006
+        self._resumes_without_progress += 1
+        if (
+            self.session_id is None
+            or code not in RESUMABLE_CLOSE_CODES
+            or self._resumes_without_progress > self.reconnect_attempts
+        ):
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST, f"the gateway closed the connection ({reason})"
+            )
+        self.display.note(
+            f"connection lost ({reason}); resuming session {self.session_id} "
+            f"after event {self.last_seq}"
+        )
+        delay = 0.1
+        failure: GatewayError | None = None
+        for _ in range(self.reconnect_attempts):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                await self._open()
+                await self._hello()
+            except GatewayError as exc:
+                if exc.code not in (GatewayCode.UNREACHABLE, GatewayCode.CONNECTION_LOST):
+                    raise
+                failure = exc
+                continue
+            return
+        raise GatewayError(
+            GatewayCode.CONNECTION_LOST,
+            f"the connection was lost ({reason}) and could not be resumed: {failure}",
+        )
+
+    def _connection(self) -> ClientConnection:
+        if self._ws is None:
+            raise RuntimeError("not connected: call connect() first")
+        return self._ws
+
+    async def _send(self, frame: BaseModel) -> None:
+        try:
+            await self._connection().send(encode(frame))
+        except ConnectionClosed as closed:
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST,
+                f"the gateway closed the connection ({_close_reason(closed)})",
+            ) from None
+
+    async def _send_quietly(self, frame: BaseModel) -> None:
+        """Send if connected; a lost frame is sent again when the gateway asks again."""
+        with contextlib.suppress(ConnectionClosed, RuntimeError):
+            await self._connection().send(encode(frame))
+
+
+async def run_one_turn(
+    url: str,
+    token: str,
+    workspace: str | Path,
+    content: str,
+    *,
+    display: ConsoleDisplay | None = None,
+) -> Turn:
+    """Connect, run one turn with tools on `workspace`, and close: one call per scenario."""
+    tools = ToolRunner(Workspace(workspace))
+    async with IdeClient(url, token, tools, display=display) as client:
+        return await client.run_turn(content)
+
+
+def _decode(raw: str | bytes) -> ServerMessage:
+    if isinstance(raw, bytes):
+        raise GatewayError(GatewayCode.BAD_FRAME, "the gateway sent a binary frame")
+    try:
+        return SERVER_MESSAGE.validate_json(raw)
+    except ValidationError as exc:
+        raise GatewayError(
+            GatewayCode.BAD_FRAME,
+            f"the gateway sent a frame this client does not understand: {exc.errors()[0]['msg']}"
+            f" in {raw[:200]!r}",
+        ) from None
+
+
+def _close_reason(closed: ConnectionClosed) -> str:
+    if closed.rcvd is None:
+        return "no close frame"
+    return f"code {closed.rcvd.code}" + (f": {closed.rcvd.reason}" if closed.rcvd.reason else "")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("agent-service")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"

@@ -1,0 +1,84 @@
+"""What the user sees of a turn: streamed text as it arrives, one line per tool call, errors."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from wire import Error, SessionState, ToolCall, ToolResult
+
+
+class ConsoleDisplay:
+    """Writes a turn to a text stream (None: shows nothing).
+
+    `show_diffs` also prints the output of `git.diff` calls under their line, so the user sees
+    what the agent changed.
+    """
+
+    def __init__(self, stream: TextIO | None, *, show_diffs: bool = False) -> None:
+        self.stream = stream
+        self.show_diffs = show_diffs
+        self._at_line_start = True
+
+    def agent_text(self, text: str) -> None:
+        """A streamed piece of the agent's answer, shown at once."""
+        self._write(text)
+
+    def tool_outcome(self, call: ToolCall, result: ToolResult) -> None:
+        """`[tool] read_file src/auth.js -> ok` or `-> error not_found: ...`."""
+        self._line(f"[tool] {describe_call(call.tool, call.arguments)} -> {_outcome(result)}")
+        if self.show_diffs and result.ok and call.tool == "git.diff":
+            diff = (result.output or {}).get("diff") or "(no changes)\n"
+            self._write(diff)
+
+    def error(self, error: Error) -> None:
+        """An `error` event, on a line of its own."""
+        fatal = " (fatal)" if error.fatal else ""
+        self._line(f"[error{fatal}] {error.source}/{error.code}: {error.message}")
+
+    def turn_ended(self, state: SessionState | None) -> None:
+        """Close the turn's output; say so when it did not finish normally."""
+        if state is SessionState.DONE:
+            self._end_line()
+        else:
+            self._line(f"[turn ended: {state or 'refused'}]")
+
+    def note(self, text: str) -> None:
+        """A message from the client itself (connection, resume)."""
+        self._line(f"[ide] {text}")
+
+    def _line(self, text: str) -> None:
+        self._end_line()
+        self._write(text + "\n")
+
+    def _end_line(self) -> None:
+        if not self._at_line_start:
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        if text and self.stream is not None:
+            self.stream.write(text)
+            self.stream.flush()
+            self._at_line_start = text.endswith("\n")
+
+
+def describe_call(tool: str, arguments: dict[str, Any]) -> str:
+    """A tool call as one short phrase: its name and the path it works on."""
+    words = [tool]
+    path = arguments.get("path")
+    if isinstance(path, str):
+        words.append(path)
+    if arguments.get("staged") is True:
+        words.append("--staged")
+    return " ".join(words)
+
+
+def _outcome(result: ToolResult) -> str:
+    if not result.ok:
+        error = result.error
+        return f"error {error.code}: {error.message}" if error else "error"
+    output = result.output if isinstance(result.output, dict) else {}
+    if "files" in output:
+        return f"ok ({', '.join(output['files'])})"
+    if "bytes_written" in output:
+        return f"ok ({output['bytes_written']} bytes)"
+    return "ok"

@@ -1,0 +1,57 @@
+"""Typed errors of the reference IDE client, each with a code its caller can act on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ToolCode(StrEnum):
+    """Codes an IDE tool reports in `tool_result.error.code` (see docs/ide-client.md)."""
+
+    INVALID_ARGUMENTS = "invalid_arguments"
+    UNKNOWN_TOOL = "unknown_tool"
+    NOT_FOUND = "not_found"
+    NOT_A_FILE = "not_a_file"
+    NOT_TEXT = "not_text"
+    OUTSIDE_WORKSPACE = "outside_workspace"
+    PROTECTED_PATH = "protected_path"
+    TOO_LARGE = "too_large"
+    PATCH_FAILED = "patch_failed"
+    NOT_A_GIT_REPO = "not_a_git_repo"
+    TIMEOUT = "timeout"
+    TOOL_FAILED = "tool_failed"
+
+
+class GatewayCode(StrEnum):
+    """Why talking to the gateway failed."""
+
+    INVALID_URL = "invalid_url"
+    UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "unauthorized"
+    REJECTED = "rejected"
+    CONNECTION_LOST = "connection_lost"
+    BAD_FRAME = "bad_frame"
+
+
+class IdeClientError(Exception):
+    """Root of every error the IDE client raises; `code` says what went wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ToolFailure(IdeClientError):
+    """A tool did not run as asked; `code` and `message` go back to the agent in `tool_result`."""
+
+    code: ToolCode
+
+    def __init__(self, code: ToolCode, message: str) -> None:
+        super().__init__(code, message)
+
+
+class GatewayError(IdeClientError):
+    """The gateway could not be reached, refused the client, or broke the protocol."""
+
+    code: str
