@@ -5,8 +5,8 @@ Rules this module lives by:
   (`t1`, `c1`, `t1.2`), times do not exist here; timers are commands the
   runtime executes and events it feeds back.
 - Everything that moves the state lives in `orchestrator.table`; the methods
-  below are its guards (pure) and actions (they only append commands and
-  update the conversation).
+  of `SessionCore` are its guards (pure) and actions (they only append
+  commands and update the conversation).
 - Nothing raises out of `handle`: an event the table refuses in the current
   state yields a `RejectEvent` and changes nothing.
 - The conversation (`messages`) is always one an OpenAI endpoint accepts: every
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,11 @@ DEFAULT_SYSTEM_PROMPT = (
     "edits, and finish with a short summary of what you changed."
 )
 STUCK_REPEATS = 3
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# What became of a call sent to the IDE, as a refused result's message says it
+_ANSWERED = "answered"
+_TIMED_OUT = "timed out"
+_CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,20 @@ def _call_key(call: ModelToolCall) -> str:
     except ValueError:
         canonical = call.arguments
     return f"{call.name}\x00{canonical}"
+
+
+def _replayable_name(name: str) -> str:
+    """The model's tool name if OpenAI accepts it back in a conversation, else a placeholder."""
+    return name if _FUNCTION_NAME.fullmatch(name) else "invalid_tool_name"
+
+
+def _replayable_arguments(arguments: str) -> str:
+    """The model's arguments if they are a JSON object, else `{}`: upstreams parse them."""
+    try:
+        is_object = isinstance(json.loads(arguments), dict)
+    except ValueError:
+        is_object = False
+    return arguments if is_object else "{}"
 
 
 class SessionCore:
@@ -191,20 +211,25 @@ class SessionCore:
     # ---- guards (pure) -----------------------------------------------------------------
 
     def is_message_too_large(self, ev: EventData) -> bool:
+        """The user's message is longer than `max_user_message_chars`."""
         event: UserMessageReceived = ev.kwargs["event"]
         return len(event.content) > self.config.max_user_message_chars
 
     def is_current_request(self, ev: EventData) -> bool:
+        """The LLM event belongs to the request the turn is waiting for."""
         request_id: str = ev.kwargs["event"].request_id
         return self._turn is not None and request_id == self._turn.request_id
 
     def has_tool_calls(self, ev: EventData) -> bool:
+        """The response asked for at least one tool call, valid or not."""
         return bool(self._turn and self._turn.calls)
 
     def has_calls_for_ide(self, ev: EventData) -> bool:
+        """At least one call of the response is valid and goes to the IDE."""
         return bool(self._turn and any(c.problem is None for c in self._turn.calls))
 
     def repeats_stuck_call(self, ev: EventData) -> bool:
+        """The response makes the same call (tool and arguments) the 3rd time in a row."""
         if self._turn is None:
             return False
         key, run = self._turn.last_call_key, self._turn.call_key_run
@@ -217,19 +242,23 @@ class SessionCore:
         return False
 
     def is_at_step_limit(self, ev: EventData) -> bool:
+        """The turn already made `max_steps` model calls."""
         return self._turn is not None and self._turn.steps >= self.config.max_steps
 
     def is_pending_call(self, ev: EventData) -> bool:
+        """The call id is sent to the IDE and not answered yet."""
         call_id: str = ev.kwargs["event"].call_id
         return self._turn is not None and call_id in self._turn.pending
 
     def completes_step(self, ev: EventData) -> bool:
+        """The call is the step's last pending one: its answer completes the step."""
         call_id: str = ev.kwargs["event"].call_id
         return self._turn is not None and list(self._turn.pending) == [call_id]
 
     # ---- actions -----------------------------------------------------------------------
 
     def emit_state(self, ev: EventData) -> None:
+        """Emit `state` after every move to another state: the last command of its step."""
         transition = ev.transition
         if transition is None or transition.dest is None or transition.source == transition.dest:
             return
@@ -243,12 +272,14 @@ class SessionCore:
         )
 
     def begin_turn(self, ev: EventData) -> None:
+        """Open a new turn and append the user's message to the conversation."""
         event: UserMessageReceived = ev.kwargs["event"]
         self._turns += 1
         self._turn = _Turn(turn_id=f"t{self._turns}")
         self.messages.append({"role": "user", "content": event.content})
 
     def request_llm(self, ev: EventData) -> None:
+        """Start the turn's next model call (a step) with the whole conversation."""
         turn = self._live_turn()
         turn.steps += 1
         turn.request_id = f"{turn.turn_id}.{turn.steps}"
@@ -261,6 +292,7 @@ class SessionCore:
         )
 
     def emit_delta(self, ev: EventData) -> None:
+        """Emit the streamed text as `agent_delta` (empty text emits nothing)."""
         event: LlmTextDelta = ev.kwargs["event"]
         if not event.text:
             return
@@ -277,6 +309,7 @@ class SessionCore:
         )
 
     def collect_tool_calls(self, ev: EventData) -> None:
+        """Number the response's calls and check them against the tools' schemas."""
         event: LlmToolCallsCompleted = ev.kwargs["event"]
         turn = self._live_turn()
         for model_call in event.calls:
@@ -290,6 +323,7 @@ class SessionCore:
                 turn.calls.append(_StepCall(call_id, model_call, spec.ide_name, arguments, None))
 
     def dispatch_tool_calls(self, ev: EventData) -> None:
+        """Report invalid calls, emit every valid call as `tool_call` and start their timers."""
         turn = self._open_step(ev.kwargs["event"])
         for call in turn.calls:
             if call.problem is not None:
@@ -309,15 +343,17 @@ class SessionCore:
             self._out.append(StartToolTimer(call_id=call_id, seconds=self.config.tool_timeout_s))
 
     def answer_invalid_calls(self, ev: EventData) -> None:
+        """Report the invalid calls and answer each with its error for the model."""
         self._open_step(ev.kwargs["event"])
         self._close_step()
 
     def record_result(self, ev: EventData) -> None:
+        """Clear the call's timer and keep its result; a failed tool is also reported."""
         event: ToolResultReceived = ev.kwargs["event"]
         turn = self._live_turn()
         call = turn.pending.pop(event.call_id)
         self._out.append(ClearToolTimer(call_id=call.call_id))
-        self._call_fates[call.call_id] = "answered"
+        self._call_fates[call.call_id] = _ANSWERED
         if event.ok:
             call.answer = self._clip(json.dumps(event.output, ensure_ascii=False))
         else:
@@ -331,10 +367,11 @@ class SessionCore:
             self._close_step()
 
     def record_timeout(self, ev: EventData) -> None:
+        """Report the timeout and answer the call with a timeout error for the model."""
         event: ToolTimedOut = ev.kwargs["event"]
         turn = self._live_turn()
         call = turn.pending.pop(event.call_id)
-        self._call_fates[call.call_id] = "timed_out"
+        self._call_fates[call.call_id] = _TIMED_OUT
         message = f"{call.ide_name} got no result within {self.config.tool_timeout_s:g} s"
         self._emit_error(ErrorCode.TIMEOUT, message, ErrorSource.IDE, call.call_id)
         call.answer = json.dumps({"error": {"code": ErrorCode.TIMEOUT, "message": message}})
@@ -342,6 +379,7 @@ class SessionCore:
             self._close_step()
 
     def finish_turn(self, ev: EventData) -> None:
+        """Append the answer to the conversation and emit `agent_message`."""
         event: LlmStreamEnded = ev.kwargs["event"]
         turn = self._live_turn()
         self._count_usage(event)
@@ -361,12 +399,12 @@ class SessionCore:
         self._turn = None
 
     def end_turn_stuck(self, ev: EventData) -> None:
+        """Answer the response's calls without running them and end the turn: `stuck`."""
         turn = self._open_step(ev.kwargs["event"], report_invalid=False)
         reason = f"not run: the same call was repeated {STUCK_REPEATS} times in a row"
         for call in turn.calls:
             if call.answer is None:
                 call.answer = json.dumps({"error": {"code": ErrorCode.STUCK, "message": reason}})
-                self._call_fates[call.call_id] = "not_run"
         self._close_step()
         self._end_turn_with_error(
             ErrorCode.STUCK,
@@ -375,6 +413,7 @@ class SessionCore:
         )
 
     def end_turn_max_steps(self, ev: EventData) -> None:
+        """End the turn at the step cap: `max_steps` (a response's invalid calls are answered)."""
         event = ev.kwargs["event"]
         if isinstance(event, LlmStreamEnded):
             self._open_step(event)
@@ -386,12 +425,14 @@ class SessionCore:
         )
 
     def fail_turn(self, ev: EventData) -> None:
+        """Keep the text streamed so far and report the model's failure (source `llm`)."""
         event: LlmFailed = ev.kwargs["event"]
         self._keep_partial_text()
         self._emit_error(event.code, event.message, ErrorSource.LLM, None)
         self._turn = None
 
     def cancel_turn(self, ev: EventData) -> None:
+        """Abort the model call or drop the pending calls (timers cleared); keep streamed text."""
         turn = self._live_turn()
         if self.state == SessionState.STREAMING:
             assert turn.request_id is not None
@@ -400,7 +441,7 @@ class SessionCore:
         else:
             for call in turn.pending.values():
                 self._out.append(ClearToolTimer(call_id=call.call_id))
-                self._call_fates[call.call_id] = "cancelled"
+                self._call_fates[call.call_id] = _CANCELLED
                 call.answer = json.dumps(
                     {"error": {"code": "cancelled", "message": "cancelled by the user"}}
                 )
@@ -411,24 +452,32 @@ class SessionCore:
     # ---- rejections --------------------------------------------------------------------
 
     def reject_too_large(self, ev: EventData) -> None:
+        """Refuse the message: `too_large`."""
         limit = self.config.max_user_message_chars
         self._reject(ev.kwargs["event"], ErrorCode.TOO_LARGE, f"is over {limit} characters")
 
     def reject_busy(self, ev: EventData) -> None:
+        """Refuse the message while a turn runs: `busy`, echoing its id."""
         self._reject(
             ev.kwargs["event"], ErrorCode.BUSY, "is refused: a turn is running; wait or cancel it"
         )
 
     def reject_stale(self, ev: EventData) -> None:
+        """Drop an event of a request or timer that no longer matters: `illegal_event`."""
         self._reject(ev.kwargs["event"], ErrorCode.ILLEGAL_EVENT, "is stale and was dropped")
 
     def reject_nothing_to_cancel(self, ev: EventData) -> None:
+        """Refuse a cancel with no running turn: `nothing_to_cancel`."""
         self._reject(ev.kwargs["event"], ErrorCode.NOTHING_TO_CANCEL, "has no running turn to stop")
 
     def reject_unexpected_result(self, ev: EventData) -> None:
+        """Refuse a result of no pending call: `duplicate_result`, `late_result`, `unknown_call_id`.
+
+        A call that never reached the IDE (invalid or stuck) is unknown to the client.
+        """
         event: ToolResultReceived = ev.kwargs["event"]
         fate = self._call_fates.get(event.call_id)
-        if fate == "answered":
+        if fate == _ANSWERED:
             self._reject(event, ErrorCode.DUPLICATE_RESULT, "answers a call that already has one")
         elif fate is not None:
             self._reject(
@@ -495,12 +544,14 @@ class SessionCore:
         self._count_usage(event)
         tool_calls = []
         for call in turn.calls:
-            arguments = call.model_call.arguments if call.problem is None else "{}"
             tool_calls.append(
                 {
                     "id": call.call_id,
                     "type": "function",
-                    "function": {"name": call.model_call.name, "arguments": arguments},
+                    "function": {
+                        "name": _replayable_name(call.model_call.name),
+                        "arguments": _replayable_arguments(call.model_call.arguments),
+                    },
                 }
             )
         self.messages.append(
@@ -513,7 +564,6 @@ class SessionCore:
         for call in turn.calls:
             if call.problem is None:
                 continue
-            self._call_fates[call.call_id] = "not_run"
             call.answer = json.dumps(
                 {"error": {"code": ErrorCode.INVALID_TOOL_CALL, "message": call.problem}}
             )
