@@ -16,6 +16,8 @@ from typing import Any
 from sanic import Request, Sanic, Websocket, json
 from sanic.response import HTTPResponse
 from sanic.server.protocols.websocket_protocol import WebSocketProtocol
+from sanic.server.websockets.frame import WebsocketFrameAssembler
+from websockets.frames import Frame
 
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 WS_PATH = "/v1/ws"
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
+CLOSE_ABNORMAL = 1006
+CLOSE_INVALID_DATA = 1007
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 DEFAULT_MAX_CONNECTIONS = 2_000
@@ -45,15 +49,31 @@ class GatewaySettings:
 
 
 class SubprotocolOptionalProtocol(WebSocketProtocol):
-    """Negotiates `agent.v1` with browsers that offer it, and lets header-auth clients offer none.
+    """Sanic's WebSocket protocol with two fixes the gateway's contract needs.
 
-    Sanic's handshake refuses clients that offer no subprotocol once a route
-    declares one; the protocol makes subprotocols optional for non-browser IDEs.
+    - Subprotocols are optional: Sanic's handshake refuses clients that offer
+      none once a route declares one; browsers offer `agent.v1`, native IDEs
+      authenticate with a header and offer nothing.
+    - A text frame that is not UTF-8 closes the connection with 1007, as
+      RFC 6455 says; Sanic raises in a background task instead and leaves the
+      connection hanging.
     """
 
     async def websocket_handshake(self, request: Request, subprotocols: Any = None) -> Any:
         offered = request.headers.get("sec-websocket-protocol")
-        return await super().websocket_handshake(request, subprotocols if offered else None)
+        ws = await super().websocket_handshake(request, subprotocols if offered else None)
+        ws.assembler = _Utf8EnforcingAssembler(ws)
+        return ws
+
+
+class _Utf8EnforcingAssembler(WebsocketFrameAssembler):
+    """Fails the connection with 1007 when a text frame is not UTF-8."""
+
+    async def put(self, frame: Frame) -> None:
+        try:
+            await super().put(frame)
+        except UnicodeDecodeError:
+            self.protocol.fail_connection(CLOSE_INVALID_DATA, "frames must be UTF-8")
 
 
 def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway") -> Sanic:
@@ -113,21 +133,38 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
 
 
 async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
-    """Pump frames both ways until either side closes, then close the other."""
+    """Pump frames both ways until either side stops, then close the other with a fitting code."""
     from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
     to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
     try:
         await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        orchestrator_closed = to_ide.done() and not to_ide.cancelled()
+        closing = _close_for(from_ide, to_ide, channel)
         for task in (from_ide, to_ide):
             task.cancel()
         await asyncio.gather(from_ide, to_ide, return_exceptions=True)
         await channel.close()
-    if orchestrator_closed:
+    if closing is not None:
+        await ws.close(*closing)
+
+
+def _close_for(
+    from_ide: asyncio.Task[None], to_ide: asyncio.Task[None], channel: SessionChannel
+) -> tuple[int, str] | None:
+    """How to close the IDE's socket, or None when the IDE itself went away."""
+    if from_ide.done() and not from_ide.cancelled():
+        failure = from_ide.exception()
+        if isinstance(failure, UnicodeDecodeError):
+            return CLOSE_INVALID_DATA, "frames must be UTF-8"
+        if failure is not None:
+            log.error("relay from the IDE failed", exc_info=failure)
+            return CLOSE_UNAVAILABLE, "gateway error"
+        return None
+    if to_ide.done() and not to_ide.cancelled():
         code = channel.close_code or CLOSE_UNAVAILABLE
         reason = channel.close_reason or "orchestrator closed the session link"
-        await ws.close(code if code != 1006 else CLOSE_UNAVAILABLE, reason)
+        return (CLOSE_UNAVAILABLE if code == CLOSE_ABNORMAL else code), reason
+    return None
 
 
 async def _ide_to_orchestrator(

@@ -23,6 +23,7 @@ class _MemoryAttachment:
 
     def __init__(self) -> None:
         self.frames: deque[str] = deque()
+        self.queued_chars = 0
         self.wake = asyncio.Event()
         self.drained: list[Callable[[], None]] = []
         self.close_code: int | None = None
@@ -31,6 +32,7 @@ class _MemoryAttachment:
     def send(self, text: str) -> None:
         if self.close_code is None:
             self.frames.append(text)
+            self.queued_chars += len(text)
             self.wake.set()
 
     def close(self, code: int, reason: str) -> None:
@@ -40,7 +42,7 @@ class _MemoryAttachment:
 
     @property
     def backlog(self) -> int:
-        return len(self.frames)
+        return self.queued_chars
 
     def notify_when_drained(self, callback: Callable[[], None]) -> None:
         if self.frames:
@@ -66,7 +68,9 @@ class InProcessChannel:
         frames = side.frames
         while True:
             while frames:
-                yield frames.popleft()
+                text = frames.popleft()
+                side.queued_chars -= len(text)
+                yield text
             if side.drained:
                 callbacks, side.drained = side.drained, []
                 for callback in callbacks:

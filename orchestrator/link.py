@@ -2,8 +2,8 @@
 
 Frames are queued without blocking the caller (the per-token path) and written
 in order by one writer task; a requested close is sent after what is queued.
-A connection whose queue passes `MAX_BACKLOG` frames is a client that stays
-behind: it is closed with 4008 (its session lives on and can be resumed).
+A connection whose queue passes `MAX_BACKLOG` characters is a client that
+stays behind: it is closed with 4008 (its session lives on and can be resumed).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
 
-MAX_BACKLOG = 10_000
+MAX_BACKLOG = 256 * 1024 * 1024
 CLOSE_TOO_SLOW = 4008
 
 
@@ -29,6 +29,7 @@ class LinkConnection:
     def __init__(self, websocket: ServerConnection) -> None:
         self._websocket = websocket
         self._queue: deque[str] = deque()
+        self._queued_chars = 0
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self._drained: list[Callable[[], None]] = []
@@ -36,8 +37,8 @@ class LinkConnection:
 
     @property
     def backlog(self) -> int:
-        """Frames queued and not yet handed to the socket."""
-        return len(self._queue)
+        """Characters queued and not yet handed to the socket."""
+        return self._queued_chars
 
     def send(self, text: str) -> None:
         """Queue one frame; a client this far behind is disconnected."""
@@ -45,11 +46,13 @@ class LinkConnection:
             return
         queue = self._queue
         queue.append(text)
+        self._queued_chars += len(text)
         if len(queue) == 1:
             self._wake.set()
-        elif len(queue) > MAX_BACKLOG:
-            log.warning("client too slow, disconnecting", extra={"backlog": len(queue)})
+        elif self._queued_chars > MAX_BACKLOG:
+            log.warning("client too slow, disconnecting", extra={"backlog": self._queued_chars})
             queue.clear()
+            self._queued_chars = 0
             self.close(CLOSE_TOO_SLOW, "client too slow; resume to continue")
 
     def notify_when_drained(self, callback: Callable[[], None]) -> None:
@@ -79,7 +82,9 @@ class LinkConnection:
                 await self._wake.wait()
                 self._wake.clear()
                 while queue:
-                    await websocket.send(queue.popleft())
+                    text = queue.popleft()
+                    self._queued_chars -= len(text)
+                    await websocket.send(text)
                 if self._drained:
                     callbacks, self._drained = self._drained, []
                     for callback in callbacks:
@@ -89,3 +94,4 @@ class LinkConnection:
                     return
         except ConnectionClosed:
             queue.clear()
+            self._queued_chars = 0

@@ -4,7 +4,7 @@ The core decides; this module only does what the commands say. It keeps the
 session's numbered events (the resume buffer), the IDE attachment, the LLM
 request task and the tool timers.
 
-Backpressure: while the IDE connection is behind (`HOLD_AT_BACKLOG` frames
+Backpressure: while the IDE connection is behind (`HOLD_AT_BACKLOG` characters
 queued) or gone, streamed model text is held here and fed to the core as one
 merged delta when the connection drains, comes back, or the stream moves on.
 The core, and so the transcript, sees the merged delta: replay stays exact.
@@ -34,7 +34,7 @@ from wire import TOOL_NAMES, Error, ErrorSource, Session, StateChanged, ToolCall
 
 log = logging.getLogger(__name__)
 
-HOLD_AT_BACKLOG = 64
+HOLD_AT_BACKLOG = 64 * 1024
 
 
 class Attachment(Protocol):
@@ -48,7 +48,7 @@ class Attachment(Protocol):
 
     @property
     def backlog(self) -> int:
-        """Frames queued and not yet written."""
+        """Characters queued and not yet written."""
 
     def notify_when_drained(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the queue is empty."""
@@ -175,7 +175,7 @@ class SessionRuntime:
             self._reject(command, origin)
         elif isinstance(command, StartLlmRequest):
             self._llm_task = asyncio.get_running_loop().create_task(
-                self._llm.stream(command, self.feed)
+                self._llm.stream(command, self.feed_llm)
             )
         elif isinstance(command, AbortLlmRequest):
             self._held_text.clear()
