@@ -15,20 +15,21 @@ from gateway.app import GatewaySettings, SubprotocolOptionalProtocol, build_app
 from gateway.inprocess import InProcessLink
 from orchestrator.core import CoreConfig
 from orchestrator.llm_client import LlmClient, LlmSettings
-from orchestrator.recording import NullRecorder
+from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.sessions import SessionRegistry
 
 
-def run_combined(config: StackConfig, proxy_stack: ServiceStack) -> int:
+def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recorder) -> int:
     """Start the proxy child, serve gateway+orchestrator here until a signal, stop the child."""
     configure_logging("gateway+orchestrator")
     proxy_stack.start(services=("llm-proxy",))
+    recording = BackgroundFlushRecorder(recorder)
     registry = SessionRegistry(
         CoreConfig(),
         LlmClient(
             LlmSettings(base_url=f"http://{config.host}:{config.proxy_port}/v1", model=config.model)
         ),
-        NullRecorder(),
+        recording,
     )
     settings = GatewaySettings(
         token=config.token,
@@ -51,6 +52,7 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack) -> int:
             protocol=SubprotocolOptionalProtocol,
         )
     finally:
+        recording.close()
         proxy_stack.stop()
     return 0
 

@@ -24,6 +24,7 @@ from agent_service.options import (
     add_token,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
+from agent_service.transcript_flags import add_recording_flags, open_recorder
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_port(parser, "orchestrator", DEFAULT_ORCHESTRATOR_PORT)
     add_port(parser, "proxy", DEFAULT_PROXY_PORT)
     add_in_process_flag(parser)
+    add_recording_flags(parser)
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
@@ -49,7 +51,19 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=args.model,
+        extra_args={"orchestrator": _recording_args(args)},
     )
+
+
+def _recording_args(args: argparse.Namespace) -> list[str]:
+    """The recording flags, passed on to the orchestrator process."""
+    if not args.transcripts:
+        return []
+    out = ["--transcripts", args.transcripts]
+    for pattern in args.transcripts_redact:
+        if pattern:
+            out += ["--transcripts-redact", pattern]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     stack = ServiceStack(config)
     if args.in_process:
         _announce(config, args)
-        return run_combined(config, stack)
+        return run_combined(config, stack, open_recorder(args))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

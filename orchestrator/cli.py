@@ -16,9 +16,10 @@ from agent_service.options import (
     env_float,
     env_int,
 )
+from agent_service.transcript_flags import add_recording_flags, open_recorder
 from orchestrator.core import CoreConfig
 from orchestrator.llm_client import LlmClient, LlmSettings
-from orchestrator.recording import NullRecorder, Recorder
+from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
 
@@ -31,6 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         parser, unset_means=f"the local llm-proxy, http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1"
     )
     add_internal_token(parser)
+    add_recording_flags(parser)
     parser.add_argument(
         "--max-steps",
         type=int,
@@ -124,7 +126,7 @@ def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegis
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    recorder = NullRecorder()
+    recorder = BackgroundFlushRecorder(open_recorder(args))
     registry = build_registry(args, recorder)
     server = OrchestratorServer(
         registry,

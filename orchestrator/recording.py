@@ -8,6 +8,7 @@ there and do their I/O in `flush`, which the runtime calls at step boundaries
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from orchestrator.commands import Command
@@ -51,3 +52,35 @@ class NullRecorder:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class BackgroundFlushRecorder:
+    """Runs another recorder's `flush` in one worker thread, so a step's write never stalls
+    the event loop; flushes stay in order, and `close` waits for the last one."""
+
+    def __init__(self, inner: Recorder) -> None:
+        self._inner = inner
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcript-flush")
+        self._pending: Future[None] | None = None
+
+    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+        """Passed on as is."""
+        self._inner.session_started(session_id, config, model)
+
+    def record_input(self, session_id: str, event: Event) -> None:
+        """Passed on as is: the inner recorder only buffers."""
+        self._inner.record_input(session_id, event)
+
+    def record_outputs(self, session_id: str, commands: list[Command]) -> None:
+        """Passed on as is: the inner recorder only buffers."""
+        self._inner.record_outputs(session_id, commands)
+
+    def flush(self) -> None:
+        """Queue a flush unless one is already queued and not started."""
+        if self._pending is None or self._pending.running() or self._pending.done():
+            self._pending = self._worker.submit(self._inner.flush)
+
+    def close(self) -> None:
+        """Wait for queued flushes, then flush and close the inner recorder."""
+        self._worker.shutdown(wait=True)
+        self._inner.close()

@@ -12,16 +12,14 @@ from tests.support.procs import free_port
 TEST_TOKEN = "test-token-0123456789"
 
 
-@contextlib.contextmanager
-def running_stack(
-    log_dir: Path,
+def stack_config(
     *,
     llm_base_url: str | None = None,
     model: str | None = None,
     extra_args: dict[str, list[str]] | None = None,
-) -> Iterator[StackConfig]:
-    """Start llm-proxy, orchestrator and gateway; stop them with SIGTERM and check exit 0."""
-    config = StackConfig(
+) -> StackConfig:
+    """A stack on free loopback ports with test secrets; the demo model streams at full speed."""
+    return StackConfig(
         host="127.0.0.1",
         gateway_port=free_port(),
         orchestrator_port=free_port(),
@@ -33,6 +31,18 @@ def running_stack(
         model=model,
         extra_args={"llm-proxy": ["--demo-delay-ms", "0"], **(extra_args or {})},
     )
+
+
+@contextlib.contextmanager
+def running_stack(
+    log_dir: Path,
+    *,
+    llm_base_url: str | None = None,
+    model: str | None = None,
+    extra_args: dict[str, list[str]] | None = None,
+) -> Iterator[StackConfig]:
+    """Start llm-proxy, orchestrator and gateway; stop them with SIGTERM and check exit 0."""
+    config = stack_config(llm_base_url=llm_base_url, model=model, extra_args=extra_args)
     log_path = log_dir / "stack.log"
     with log_path.open("ab") as output:
         stack = ServiceStack(config, output=output)
