@@ -50,6 +50,7 @@ class ServiceStack:
         self.config = config
         self._output = output
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._launch: dict[str, tuple[list[str], str]] = {}
 
     def start(self, timeout_s: float = 30.0, services: tuple[str, ...] = SERVICES) -> None:
         """Start `services` in dependency order; each must answer /healthz."""
@@ -86,11 +87,27 @@ class ServiceStack:
             for name, args, port in plan:
                 if name not in services:
                     continue
-                self._spawn(name, args + c.extra_args.get(name, []))
-                self._wait_healthy(name, f"http://{c.host}:{port}/healthz", timeout_s)
+                self._launch[name] = (
+                    args + c.extra_args.get(name, []),
+                    f"http://{c.host}:{port}/healthz",
+                )
+                self._spawn(name, self._launch[name][0])
+                self._wait_healthy(name, self._launch[name][1], timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def restart(self, name: str, timeout_s: float = 30.0) -> int:
+        """SIGTERM one service, start it again with the same flags; return its exit code."""
+        index = next(i for i, (child, _) in enumerate(self._children) if child == name)
+        process = self._children[index][1]
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout_s)
+        args, health_url = self._launch[name]
+        self._spawn(name, args)
+        self._children[index] = self._children.pop()
+        self._wait_healthy(name, health_url, timeout_s, self._children[index][1])
+        return int(code)
 
     def _spawn(self, name: str, args: list[str]) -> None:
         env = {
@@ -110,9 +127,15 @@ class ServiceStack:
         )
         self._children.append((name, process))
 
-    def _wait_healthy(self, name: str, url: str, timeout_s: float) -> None:
+    def _wait_healthy(
+        self,
+        name: str,
+        url: str,
+        timeout_s: float,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         deadline = time.monotonic() + timeout_s
-        process = self._children[-1][1]
+        process = process or self._children[-1][1]
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise StackError(f"{name} exited with code {process.returncode} while starting")

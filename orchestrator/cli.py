@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 
 from agent_service.logs import configure_logging
 from agent_service.options import (
@@ -22,6 +23,7 @@ from orchestrator.llm_client import LlmClient, LlmSettings
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
+from transcripts.restore import sessions_to_restore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +130,10 @@ def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegis
 async def _serve(args: argparse.Namespace) -> None:
     recorder = BackgroundFlushRecorder(open_recorder(args))
     registry = build_registry(args, recorder)
+    if args.transcripts:
+        not_before = time.time() - args.grace_period
+        for recorded in sessions_to_restore(args.transcripts, not_before):
+            registry.restore(recorded.session_id, recorded.config, recorded.owner, recorded.inputs)
     server = OrchestratorServer(
         registry,
         ServerSettings(

@@ -77,9 +77,16 @@ class ClientEndpoint:
                 frame.id,
             )
             return None
-        self.registry.attach(
-            found, self.attachment, min(frame.last_seq, found.core.last_seq), resumed=True
-        )
+        if frame.last_seq > found.core.last_seq:
+            self._refuse(
+                ErrorCode.RESUME_GAP,
+                f"this client saw events up to seq {frame.last_seq} but the session only has "
+                f"{found.core.last_seq}: events were lost in an orchestrator crash; start a new "
+                "session",
+                frame.id,
+            )
+            return None
+        self.registry.attach(found, self.attachment, frame.last_seq, resumed=True)
         return found
 
     def _dispatch(self, session: SessionRuntime, frame: ClientMessage) -> None:

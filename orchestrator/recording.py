@@ -19,8 +19,14 @@ from orchestrator.events import Event
 class Recorder(Protocol):
     """Receives a session's inputs and outputs in the order they happened."""
 
-    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
-        """A new session exists; `config` and `model` are what replay needs to rebuild it."""
+    def session_started(
+        self, session_id: str, config: CoreConfig, model: str, owner: str = ""
+    ) -> None:
+        """A new session exists; `config` and `model` are what replay needs to rebuild it,
+        `owner` (a digest of the IDE token, never the token) who may resume it."""
+
+    def session_resumed(self, session_id: str) -> None:
+        """A session already in the store was rebuilt; its next rows follow the stored ones."""
 
     def record_input(self, session_id: str, event: Event) -> None:
         """An event is about to be fed to the session's core."""
@@ -38,7 +44,12 @@ class Recorder(Protocol):
 class NullRecorder:
     """Records nothing: transcripts are off."""
 
-    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+    def session_started(
+        self, session_id: str, config: CoreConfig, model: str, owner: str = ""
+    ) -> None:
+        """Nothing to keep."""
+
+    def session_resumed(self, session_id: str) -> None:
         """Nothing to keep."""
 
     def record_input(self, session_id: str, event: Event) -> None:
@@ -63,9 +74,15 @@ class BackgroundFlushRecorder:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcript-flush")
         self._pending: Future[None] | None = None
 
-    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+    def session_started(
+        self, session_id: str, config: CoreConfig, model: str, owner: str = ""
+    ) -> None:
         """Passed on as is."""
-        self._inner.session_started(session_id, config, model)
+        self._inner.session_started(session_id, config, model, owner)
+
+    def session_resumed(self, session_id: str) -> None:
+        """Passed on as is."""
+        self._inner.session_resumed(session_id)
 
     def record_input(self, session_id: str, event: Event) -> None:
         """Passed on as is: the inner recorder only buffers."""

@@ -27,10 +27,20 @@ from orchestrator.commands import (
     StartToolTimer,
 )
 from orchestrator.core import CoreConfig, SessionCore
-from orchestrator.events import Event, LlmTextDelta, ToolTimedOut
+from orchestrator.events import Event, LlmFailed, LlmTextDelta, ToolTimedOut
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
-from wire import TOOL_NAMES, Error, ErrorSource, Session, StateChanged, ToolCall, encode
+from wire import (
+    TOOL_NAMES,
+    Error,
+    ErrorCode,
+    ErrorSource,
+    Session,
+    SessionState,
+    StateChanged,
+    ToolCall,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +160,28 @@ class SessionRuntime:
         if self.attachment is attachment:
             self.attachment = None
 
+    def rebuild(self, inputs: list[Event]) -> None:
+        """Bring a fresh runtime to where a recorded session was: feed the core its recorded
+        inputs without executing or recording anything, keep the IDE events for resume,
+        then settle what the restart interrupted."""
+        for event in inputs:
+            for command in self.core.handle(event):
+                if isinstance(command, EmitEvent):
+                    self._keep(command)
+        self._recorder.session_resumed(self.session_id)
+        request_id = self.core.current_request_id
+        if self.core.state is SessionState.STREAMING and request_id is not None:
+            self.feed(
+                LlmFailed(
+                    request_id,
+                    ErrorCode.INTERRUPTED,
+                    "the orchestrator restarted while the model was answering; "
+                    "send your message again",
+                )
+            )
+        for call_id in self.core.pending_call_ids:
+            self._execute(StartToolTimer(call_id, self.core.config.tool_timeout_s), None)
+
     def stop(self) -> None:
         """Cancel the running LLM request and timers: the session is being freed."""
         self._held_text.clear()
@@ -163,14 +195,11 @@ class SessionRuntime:
 
     def _execute(self, command: Command, origin: Attachment | None) -> None:
         if isinstance(command, EmitEvent):
-            text = encode(command.event)
-            self.events.append(text)
+            text = self._keep(command)
             if self.attachment is not None:
                 self.attachment.send(text)
             if isinstance(command.event, StateChanged):
                 self._recorder.flush()
-            elif isinstance(command.event, ToolCall):
-                self._tool_call_seq[command.event.call_id] = command.event.seq
         elif isinstance(command, RejectEvent):
             self._reject(command, origin)
         elif isinstance(command, StartLlmRequest):
@@ -190,6 +219,14 @@ class SessionRuntime:
             handle = self._timers.pop(command.call_id, None)
             if handle is not None:
                 handle.cancel()
+
+    def _keep(self, command: EmitEvent) -> str:
+        """Append the event to the session's history; return its wire text."""
+        text = encode(command.event)
+        self.events.append(text)
+        if isinstance(command.event, ToolCall):
+            self._tool_call_seq[command.event.call_id] = command.event.seq
+        return text
 
     def _time_out(self, call_id: str) -> None:
         self._timers.pop(call_id, None)

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from orchestrator.core import CoreConfig
+from orchestrator.events import Event
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.runtime import Attachment, SessionRuntime
@@ -66,8 +67,24 @@ class SessionRegistry:
         session = SessionRuntime(session_id, self.config, self._llm, self._recorder)
         self._sessions[session_id] = session
         self._owners[session_id] = principal
-        self._recorder.session_started(session_id, self.config, self._llm.settings.model or "")
+        self._recorder.session_started(
+            session_id, self.config, self._llm.settings.model or "", owner=principal
+        )
         log.info("session created", extra={"session_id": session_id})
+        return session
+
+    def restore(
+        self, session_id: str, config: CoreConfig, owner: str, inputs: list[Event]
+    ) -> SessionRuntime:
+        """Bring back a recorded session after a restart; it waits detached for its IDE."""
+        session = SessionRuntime(session_id, config, self._llm, self._recorder)
+        self._sessions[session_id] = session
+        self._owners[session_id] = owner
+        session.rebuild(inputs)
+        self._reapers[session_id] = asyncio.get_running_loop().call_later(
+            self.limits.grace_period_s, self._reap, session_id
+        )
+        log.info("session restored", extra={"session_id": session_id, "state": session.core.state})
         return session
 
     def owned_by(self, session_id: str, principal: str) -> bool:

@@ -56,12 +56,10 @@ class TranscriptRecorder:
         self.path = self._store.path
         self._redactor = redactor if redactor is not None else Redactor.default()
         self._clock = clock
-        self._meta = json.dumps(
-            {
-                "agent_service_version": _product_version(),
-                "redaction_patterns": list(self._redactor.patterns),
-            }
-        )
+        self._meta = {
+            "agent_service_version": _product_version(),
+            "redaction_patterns": list(self._redactor.patterns),
+        }
         self._seqs: dict[str, int] = {}
         self._new_sessions: deque[NewSession] = deque()
         self._rows: deque[NewRow] = deque()
@@ -69,7 +67,9 @@ class TranscriptRecorder:
 
     # ---- the Recorder protocol ------------------------------------------------------------
 
-    def session_started(self, session_id: str, config: CoreConfig, model: str) -> None:
+    def session_started(
+        self, session_id: str, config: CoreConfig, model: str, owner: str = ""
+    ) -> None:
         """Start the session's transcript; raises `RecordingError` if the id is taken."""
         with self._lock:
             taken = session_id in self._seqs or self._store.has_session(session_id)
@@ -77,8 +77,20 @@ class TranscriptRecorder:
             raise RecordingError(f"session {session_id!r} is recorded already", "session_exists")
         self._seqs[session_id] = 0
         self._new_sessions.append(
-            (session_id, self._clock(), model, encode_config(config), self._meta, CODEC_VERSION)
+            (
+                session_id,
+                self._clock(),
+                model,
+                encode_config(config),
+                json.dumps({**self._meta, "owner": owner}),
+                CODEC_VERSION,
+            )
         )
+
+    def session_resumed(self, session_id: str) -> None:
+        """Go on numbering a stored session's rows after its last one."""
+        with self._lock:
+            self._seqs[session_id] = self._store.last_seq(session_id)
 
     def record_input(self, session_id: str, event: Event) -> None:
         """Buffer the event about to be fed to the session's core."""

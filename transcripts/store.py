@@ -214,6 +214,20 @@ class TranscriptStore:
 
     # ---- reading -------------------------------------------------------------------------
 
+    def last_seq(self, session_id: str) -> int:
+        """The highest stored seq of the session (0 when it has no rows)."""
+        row = self._db.conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def last_recorded_at(self, session_id: str) -> float:
+        """When the session's newest row was written (its creation time when it has none)."""
+        row = self._db.conn.execute(
+            "SELECT max(recorded_at) FROM events WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return float(row[0]) if row[0] is not None else self.session(session_id).created_at
+
     def sessions(self) -> list[SessionRecord]:
         """Every recorded session, oldest first."""
         return [_session(row) for row in self._query(_SESSIONS_QUERY.format(where=""), [])]

@@ -15,6 +15,7 @@ class ErrorCode(StrEnum):
     HELLO_REQUIRED = "hello_required"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     UNKNOWN_SESSION = "unknown_session"
+    RESUME_GAP = "resume_gap"
     BUSY = "busy"
     NOTHING_TO_CANCEL = "nothing_to_cancel"
     UNKNOWN_CALL_ID = "unknown_call_id"

@@ -34,13 +34,13 @@ def stack_config(
 
 
 @contextlib.contextmanager
-def running_stack(
+def started_stack(
     log_dir: Path,
     *,
     llm_base_url: str | None = None,
     model: str | None = None,
     extra_args: dict[str, list[str]] | None = None,
-) -> Iterator[StackConfig]:
+) -> Iterator[ServiceStack]:
     """Start llm-proxy, orchestrator and gateway; stop them with SIGTERM and check exit 0."""
     config = stack_config(llm_base_url=llm_base_url, model=model, extra_args=extra_args)
     log_path = log_dir / "stack.log"
@@ -48,9 +48,24 @@ def running_stack(
         stack = ServiceStack(config, output=output)
         stack.start()
         try:
-            yield config
+            yield stack
         finally:
             codes = stack.stop()
     assert all(code == 0 for code in codes.values()), (
         f"unclean exits {codes}:\n{log_path.read_text(errors='replace')[-4000:]}"
     )
+
+
+@contextlib.contextmanager
+def running_stack(
+    log_dir: Path,
+    *,
+    llm_base_url: str | None = None,
+    model: str | None = None,
+    extra_args: dict[str, list[str]] | None = None,
+) -> Iterator[StackConfig]:
+    """`started_stack`, for tests that only need to know where it listens."""
+    with started_stack(
+        log_dir, llm_base_url=llm_base_url, model=model, extra_args=extra_args
+    ) as stack:
+        yield stack.config
