@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.cli", "run the gateway: the IDE's WebSocket endpoint"),
     "orchestrator": ("orchestrator.cli", "run the orchestrator: the sessions' state machines"),
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
+    "llm-proxy": ("llm_proxy.cli", "run the OpenAI-compatible LLM proxy (default port 8767)"),
     "transcripts": ("agent_service.transcripts", "list, show or export recorded sessions"),
     "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
     "ide": ("ide_client.cli", "run the reference IDE: tools on a workspace, one turn or a prompt"),

@@ -1,0 +1,194 @@
+"""The proxy's HTTP face: OpenAI's chat completions (SSE or JSON), the model list, health.
+
+A streamed answer is committed (status 200, SSE headers) only once its first
+frame exists, so every failure before that is a plain HTTP error in OpenAI's
+shape. After it, a failure becomes one `data: {"error": ...}` event and the
+stream ends without `[DONE]`: a caller can never mistake a broken answer for a
+short one. A caller that disconnects cancels the handler, which closes the
+upstream request on the spot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from llm_proxy.backend import Backend
+from llm_proxy.chat_request import parse_chat_request
+from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
+from llm_proxy.errors import ApiError, InvalidRequest, ModelNotFound, UnknownUrl, UpstreamError
+from llm_proxy.failover import RetryPolicy, first_success, open_stream
+from llm_proxy.keys import ProxyKeys
+from llm_proxy.routes import Routes, build_backends
+from llm_proxy.settings import ProxySettings
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "llm-proxy"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# The proxy's own timeouts bound every request; Sanic's must never cut one first.
+_SANIC_RESPONSE_TIMEOUT = 24 * 3600
+_GRACEFUL_SHUTDOWN_SECONDS = 3.0
+
+
+def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sanic[Any, Any]:
+    """The Sanic app serving `routes`, ready for `app.run(single_process=True)`."""
+    app: Sanic[Any, Any] = Sanic(APP_NAME, configure_logging=False)
+    app.config.RESPONSE_TIMEOUT = _SANIC_RESPONSE_TIMEOUT
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = _GRACEFUL_SHUTDOWN_SECONDS
+    # uvloop drops a signal that lands between two of the loop runs of Sanic's startup, so a
+    # SIGTERM sent just after /healthz first answers could be lost; asyncio's loop keeps it.
+    # Measured here, the relay costs the same per chunk on both.
+    app.config.USE_UVLOOP = False
+    endpoints = _Endpoints(build_backends(routes, settings), keys, settings)
+    app.add_route(endpoints.chat_completions, "/v1/chat/completions", methods=["POST"])
+    app.add_route(endpoints.list_models, "/v1/models", methods=["GET"])
+    app.add_route(endpoints.get_model, "/v1/models/<model_id:path>", methods=["GET"])
+    app.add_route(endpoints.healthz, "/healthz", methods=["GET"])
+    app.error_handler.add(Exception, endpoints.error_response)
+    app.after_server_stop(endpoints.close)
+    return app
+
+
+class _Endpoints:
+    """The request handlers, sharing the backends, keys and retry policy."""
+
+    def __init__(
+        self,
+        backends: dict[str, tuple[Backend, ...]],
+        keys: ProxyKeys,
+        settings: ProxySettings,
+    ) -> None:
+        self._backends = backends
+        self._keys = keys
+        self._policy = RetryPolicy(settings.max_retries)
+
+    async def chat_completions(self, request: Request) -> HTTPResponse | None:
+        """POST /v1/chat/completions."""
+        self._keys.check(request.headers.get("authorization"))
+        body = parse_chat_request(request.body)
+        backends = self._route(body["model"])
+        if body.get("stream"):
+            await self._stream(request, body, backends)
+            return None
+        started = time.perf_counter()
+        answer, backend = await first_success(
+            backends, lambda backend: backend.complete(body), self._policy
+        )
+        _log_answer(body["model"], backend, False, "done", started)
+        return json_response(answer, dumps=json.dumps)
+
+    async def list_models(self, request: Request) -> HTTPResponse:
+        """GET /v1/models: every model name a route is configured for."""
+        self._keys.check(request.headers.get("authorization"))
+        return json_response(
+            {"object": "list", "data": [_model_entry(name) for name in self._backends]}
+        )
+
+    async def get_model(self, request: Request, model_id: str) -> HTTPResponse:
+        """GET /v1/models/{id}."""
+        self._keys.check(request.headers.get("authorization"))
+        self._route(model_id)
+        return json_response(_model_entry(model_id))
+
+    async def healthz(self, request: Request) -> HTTPResponse:
+        """GET /healthz: the server is up (upstreams are not probed)."""
+        return json_response({"status": "ok"})
+
+    def error_response(self, request: Request, exception: Exception) -> HTTPResponse:
+        """Every failure before a response started, in OpenAI's error shape."""
+        error = _as_api_error(request, exception)
+        logger.log(
+            logging.WARNING if isinstance(error, UpstreamError) else logging.INFO,
+            "request answered with an error",
+            extra={"path": request.path, "status": error.status, "code": error.code},
+        )
+        return json_response(error.body(), status=error.status, headers=error.headers())
+
+    async def close(self, app: Sanic[Any, Any]) -> None:
+        """Release every backend's connections."""
+        closed: set[int] = set()
+        for backends in self._backends.values():
+            for backend in backends:
+                if id(backend) not in closed:
+                    closed.add(id(backend))
+                    await backend.aclose()
+
+    def _route(self, model: str) -> tuple[Backend, ...]:
+        backends = self._backends.get(model)
+        if backends is None:
+            raise ModelNotFound(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+            )
+        return backends
+
+    async def _stream(
+        self, request: Request, body: dict[str, Any], backends: Sequence[Backend]
+    ) -> None:
+        started = time.perf_counter()
+        (first, frames), backend = await first_success(
+            backends, lambda backend: open_stream(backend, body), self._policy
+        )
+        outcome = "client disconnected"
+        try:
+            async with contextlib.aclosing(frames):
+                response = await request.respond(content_type=SSE_CONTENT_TYPE, headers=SSE_HEADERS)
+                try:
+                    await response.send(first)
+                    async for frame in frames:
+                        await response.send(frame)
+                    outcome = "done"
+                except ApiError as exc:
+                    outcome = exc.code
+                    await response.send(sse_frame(exc.body()))
+                except Exception as exc:
+                    logger.exception("stream relay failed", extra={"model": body["model"]})
+                    outcome = "internal_error"
+                    await response.send(sse_frame(ApiError(f"the proxy failed: {exc}").body()))
+                await response.eof()
+        finally:
+            _log_answer(body["model"], backend, True, outcome, started)
+
+
+def _as_api_error(request: Request, exception: Exception) -> ApiError:
+    if isinstance(exception, ApiError):
+        return exception
+    if isinstance(exception, NotFound):
+        return UnknownUrl(f"Unknown request URL: {request.method} {request.path}.")
+    if isinstance(exception, MethodNotAllowed):
+        error = InvalidRequest(f"Method {request.method} is not allowed on {request.path}.")
+        error.status = 405
+        return error
+    if isinstance(exception, SanicException):
+        error = InvalidRequest(str(exception))
+        error.status = exception.status_code
+        return error
+    logger.error("request failed", exc_info=exception, extra={"path": request.path})
+    return ApiError("The proxy failed to handle the request.")
+
+
+def _model_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "agent-service"}
+
+
+def _log_answer(model: str, backend: Backend, stream: bool, outcome: str, started: float) -> None:
+    logger.info(
+        "chat completion",
+        extra={
+            "model": model,
+            "backend": backend.label,
+            "stream": stream,
+            "outcome": outcome,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )

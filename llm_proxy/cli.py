@@ -1,0 +1,183 @@
+"""Run the LLM proxy: an OpenAI-compatible /v1/chat/completions in front of real upstreams.
+
+Without --routes and --llm-base-url the only model is `demo`, the built-in
+offline demo model. With --llm-base-url, the model --model is served by that
+OpenAI-compatible server. With --routes FILE (TOML, see docs/llm-proxy.md),
+each model name maps to upstreams tried in order when one fails before its
+first byte. Retries (exponential backoff with jitter, honouring Retry-After)
+happen here and only before the first byte: this is the stack's one retry loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+from agent_service.logs import configure_logging
+from agent_service.options import (
+    DEFAULT_PROXY_PORT,
+    add_host,
+    add_llm_upstream,
+    add_port,
+    env,
+    env_float,
+    env_int,
+)
+from llm_proxy.app import create_app
+from llm_proxy.errors import ProxyError
+from llm_proxy.keys import ProxyKeys, read_key_file
+from llm_proxy.routes import Routes, default_routes, load_routes
+from llm_proxy.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DEMO_DELAY_MS,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    ProxySettings,
+)
+
+logger = logging.getLogger("llm_proxy")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The llm-proxy flags, each with its environment variable."""
+    add_host(parser)
+    add_port(parser, "proxy", DEFAULT_PROXY_PORT)
+    add_llm_upstream(parser, unset_means="the built-in demo model")
+    env_keys = env("AGENT_PROXY_KEY")
+    parser.add_argument(
+        "--proxy-key",
+        action="append",
+        default=[key.strip() for key in env_keys.split(",")] if env_keys else [],
+        metavar="KEY",
+        help="a key callers must send as 'Authorization: Bearer KEY'; repeat for several "
+        "(env AGENT_PROXY_KEY, comma-separated; no key at all: the proxy is open)",
+    )
+    parser.add_argument(
+        "--proxy-key-file",
+        type=Path,
+        default=env("AGENT_PROXY_KEY_FILE"),
+        metavar="FILE",
+        help="file of accepted proxy keys, one a line, # for comments (env AGENT_PROXY_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--routes",
+        type=Path,
+        default=env("AGENT_PROXY_ROUTES"),
+        metavar="FILE",
+        help="TOML file mapping model names to upstreams with fallbacks "
+        "(env AGENT_PROXY_ROUTES; unset: --llm-base-url and --model, or the demo model)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive_seconds,
+        default=env_float("AGENT_PROXY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+        metavar="SECONDS",
+        help="longest wait to connect to an upstream and get its first chunk "
+        "(env AGENT_PROXY_CONNECT_TIMEOUT, default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=env_float("AGENT_PROXY_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
+        metavar="SECONDS",
+        help="longest silence between two chunks before a stream is ended with an error "
+        "(env AGENT_PROXY_IDLE_TIMEOUT, default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=_count,
+        default=env_int("AGENT_PROXY_MAX_RETRIES", DEFAULT_MAX_RETRIES),
+        metavar="N",
+        help="retries per upstream on connection failure, 429 or 5xx, before the first byte "
+        "only (env AGENT_PROXY_MAX_RETRIES, default %(default)s)",
+    )
+    parser.add_argument(
+        "--demo-delay-ms",
+        type=_count,
+        default=env_int("AGENT_DEMO_DELAY_MS", DEFAULT_DEMO_DELAY_MS),
+        metavar="MS",
+        help="pause before each word the demo model streams "
+        "(env AGENT_DEMO_DELAY_MS, default %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; exit 0 then, 2 on a configuration error."""
+    configure_logging("llm-proxy")
+    try:
+        routes = _routes(args)
+        keys = ProxyKeys(_keys(args))
+    except (ProxyError, OSError) as exc:
+        logger.error("cannot start", extra={"reason": str(exc)})
+        print(f"llm-proxy: {exc}", file=sys.stderr)
+        return 2
+    settings = ProxySettings(
+        connect_timeout=args.connect_timeout,
+        idle_timeout=args.idle_timeout,
+        max_retries=args.max_retries,
+        demo_delay=args.demo_delay_ms / 1000,
+    )
+    if not keys.required and not _is_loopback(args.host):
+        logger.warning(
+            "no proxy key configured on a non-loopback interface: anyone who reaches it may "
+            "use the upstreams",
+            extra={"host": args.host},
+        )
+    app = create_app(routes, keys, settings)
+    logger.info(
+        "llm-proxy starting",
+        extra={
+            "host": args.host,
+            "port": args.proxy_port,
+            "models": sorted(routes),
+            "keys_required": keys.required,
+        },
+    )
+    app.run(
+        host=args.host,
+        port=args.proxy_port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+    )
+    logger.info("llm-proxy stopped")
+    return 0
+
+
+def _routes(args: argparse.Namespace) -> Routes:
+    if args.routes is None:
+        return default_routes(args.llm_base_url, args.llm_api_key, args.model)
+    if args.llm_base_url:
+        logger.warning("--routes is set, so --llm-base-url and --model are ignored")
+    return load_routes(args.routes)
+
+
+def _keys(args: argparse.Namespace) -> list[str]:
+    keys = [key for key in args.proxy_key if key]
+    if args.proxy_key_file is not None:
+        keys.extend(read_key_file(args.proxy_key_file))
+    return keys
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value

@@ -1,0 +1,227 @@
+"""The built-in offline demo model: a deterministic function of the conversation, not an LLM.
+
+It knows one request, "Add logging to <path>", and answers it in four steps,
+each decided only by the messages so far:
+
+1. call `read_file` {path};
+2. with the content that came back, call `apply_patch` with a git-style diff that
+   adds a log line at the start of each function (see `logging_patch`);
+3. call `git_diff` {path};
+4. say what it did, in a short text.
+
+A tool result that is an error ends the turn with a text that says so. Anything
+else gets a text saying that this is the offline demo model and how to connect a
+real one. The same conversation always gets the same answer, word for word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llm_proxy.logging_patch import add_logging
+
+DEMO_MODEL = "demo"
+REQUIRED_TOOLS = ("read_file", "apply_patch", "git_diff")
+
+_REQUEST = re.compile(
+    r"^\s*add\s+logging\s+to\s+(?:[`'\"](?P<quoted>[^`'\"]+)[`'\"]|(?P<bare>\S+?))[.!?]*\s*$",
+    re.IGNORECASE,
+)
+
+OFFLINE_HELP = (
+    "I am the offline demo model built into agent-service, not a language model, so I cannot "
+    'follow free-form requests. I know one task: try "Add logging to src/app.js" (or any '
+    ".py, .js or .ts file of your workspace) and I will read the file, patch it and show the "
+    "git diff. To work with a real model, restart agent-service with --llm-base-url <an "
+    "OpenAI-compatible URL>, --llm-api-key <its key> and --model <its model name>, for example "
+    "--llm-base-url http://localhost:11434/v1 --model qwen2.5-coder for a local Ollama."
+)
+
+
+@dataclass(frozen=True)
+class DemoText:
+    """The demo model answers with text and ends the turn."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DemoToolCall:
+    """The demo model calls one tool and waits for its result."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+DemoReply = DemoText | DemoToolCall
+
+
+@dataclass(frozen=True)
+class _ToolStep:
+    name: str
+    output: dict[str, Any] | None
+    error: str | None
+
+
+def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) -> DemoReply:
+    """The demo model's next move in this conversation, given the tool names it may call."""
+    last_user = _last_user_index(messages)
+    if last_user is None:
+        return DemoText(OFFLINE_HELP)
+    path = requested_path(message_text(messages[last_user]))
+    if path is None:
+        return DemoText(OFFLINE_HELP)
+    missing = [name for name in REQUIRED_TOOLS if name not in tools]
+    if missing:
+        return DemoText(
+            f"I can add logging to {path}, but only with the tools {', '.join(REQUIRED_TOOLS)}; "
+            f"this request does not offer {', '.join(missing)}. I am the offline demo model, "
+            "so I cannot do it another way."
+        )
+    steps = _tool_steps(messages[last_user + 1 :])
+    call_id = _call_id(messages)
+    if not steps:
+        return DemoToolCall(call_id, "read_file", json.dumps({"path": path}))
+    failed = next((step for step in steps if step.error is not None), None)
+    if failed is not None:
+        return DemoText(
+            f"The {failed.name} tool failed ({failed.error}), so I stopped and called no "
+            "more tools. I am the offline demo model and cannot work around a failure."
+        )
+    read = next((step for step in steps if step.name == "read_file"), None)
+    content = read.output.get("content") if read and read.output else None
+    if not isinstance(content, str):
+        return DemoText(f"The read_file tool returned no content for {path}, so I stopped.")
+    patch = add_logging(path, content)
+    if patch is None:
+        return DemoText(
+            f"I read {path}, but the offline demo model only knows how to add logging to "
+            "Python, JavaScript and TypeScript files. Connect a real model (--llm-base-url, "
+            "--llm-api-key, --model) for anything else."
+        )
+    if not patch.diff:
+        return DemoText(
+            f"I read {path} and found no function without a log line at its start, so there "
+            "is nothing to change."
+        )
+    last = steps[-1].name
+    if last == "read_file":
+        return DemoToolCall(call_id, "apply_patch", json.dumps({"diff": patch.diff}))
+    if last == "apply_patch":
+        return DemoToolCall(call_id, "git_diff", json.dumps({"path": path}))
+    if last != "git_diff":
+        return DemoText(f"I did not expect a {last} call in this task, so I stopped.")
+    names = ", ".join(patch.functions)
+    count = len(patch.functions)
+    return DemoText(
+        f"Done. I added a log line at the start of {count} "
+        f"{'function' if count == 1 else 'functions'} in {path} ({names}), applied the "
+        "patch and checked it with git diff. I am the offline demo model: this edit follows a "
+        "fixed recipe, not an understanding of your code."
+    )
+
+
+def requested_path(text: str) -> str | None:
+    """The <path> of an "Add logging to <path>" request, relative and without `./`."""
+    match = _REQUEST.match(text)
+    if match is None:
+        return None
+    path = (match.group("quoted") or match.group("bare")).strip()
+    while path.startswith("./"):
+        path = path[2:]
+    return path or None
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """A message's content as text, whether a string or a list of content parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def tool_names(tools: Any) -> frozenset[str]:
+    """The function names offered by a request's `tools` list."""
+    if not isinstance(tools, list):
+        return frozenset()
+    names = set()
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.add(function["name"])
+    return frozenset(names)
+
+
+def completion_id(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A stable completion id: the same conversation always gets the same one."""
+    return "chatcmpl-demo-" + _digest(messages)[:24]
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (about four characters a token); an estimate, not a tokenizer."""
+    return (len(text) + 3) // 4
+
+
+def _last_user_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "user":
+            return index
+    return None
+
+
+def _tool_steps(messages: Sequence[Mapping[str, Any]]) -> list[_ToolStep]:
+    """The tool calls made since the user spoke, each with its result if one came back."""
+    results = {
+        message.get("tool_call_id"): message_text(message)
+        for message in messages
+        if message.get("role") == "tool"
+    }
+    steps = []
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            output, error = _tool_outcome(results.get(call.get("id")))
+            steps.append(_ToolStep(str(function.get("name")), output, error))
+    return steps
+
+
+def _tool_outcome(result: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(output, None) for a result, (None, reason) for an error or a missing result."""
+    if result is None:
+        return None, "no result came back"
+    try:
+        parsed = json.loads(result)
+    except ValueError:
+        return {"content": result}, None
+    if not isinstance(parsed, dict):
+        return {"content": result}, None
+    error = parsed.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+            return None, ": ".join(str(part) for part in (code, message) if part) or "error"
+        return None, str(error)
+    return parsed, None
+
+
+def _call_id(messages: Sequence[Mapping[str, Any]]) -> str:
+    return f"call_demo_{len(messages)}_{_digest(messages)[:8]}"
+
+
+def _digest(messages: Sequence[Mapping[str, Any]]) -> str:
+    encoded = json.dumps(list(messages), sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,142 @@
+"""Which backends answer which model name, in fallback order: a routes file, or the CLI flags.
+
+A routes file is TOML. Each table under `[models]` is a model name clients may
+request, with its `upstreams` tried in order (the next one only when the one
+before failed before its first byte):
+
+    [models.smart]
+    upstreams = [
+      { base_url = "https://api.openai.com/v1", api_key_env = "OPENAI_API_KEY", model = "gpt-4.1" },
+      { base_url = "http://127.0.0.1:11434/v1", model = "qwen2.5-coder" },
+      { backend = "demo" },
+    ]
+
+    [models.demo]
+    upstreams = [{ backend = "demo" }]
+
+An upstream entry has `backend` ("openai", the default, for any OpenAI-compatible
+server, or "demo" for the built-in demo model); an "openai" entry has `base_url`,
+optionally `model` (the upstream's name for it; default: the table's name) and
+`api_key_env` (the environment variable holding its key; keys never live in the file).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_proxy.backend import Backend
+from llm_proxy.demo import DEMO_MODEL
+from llm_proxy.demo_backend import DemoBackend
+from llm_proxy.errors import RoutesError
+from llm_proxy.settings import ProxySettings
+from llm_proxy.upstream import UpstreamBackend
+
+_OPENAI_KEYS = frozenset({"backend", "base_url", "model", "api_key_env"})
+
+
+@dataclass(frozen=True)
+class UpstreamTarget:
+    """An OpenAI-compatible server and the model to ask it for."""
+
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DemoTarget:
+    """The built-in offline demo model."""
+
+
+Target = UpstreamTarget | DemoTarget
+Routes = dict[str, tuple[Target, ...]]
+
+
+def default_routes(base_url: str | None, api_key: str | None, model: str | None) -> Routes:
+    """The routes without a file: `model` at `base_url` if one is given, else only the demo."""
+    if not base_url:
+        return {DEMO_MODEL: (DemoTarget(),)}
+    if not model:
+        raise RoutesError(
+            "--llm-base-url needs --model: the name to serve and ask the upstream for"
+        )
+    return {model: (UpstreamTarget(base_url, model, api_key),)}
+
+
+def load_routes(path: Path, environ: Mapping[str, str] = os.environ) -> Routes:
+    """Read a routes file; every problem is a RoutesError naming the entry at fault."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RoutesError(f"cannot read routes file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutesError(f"routes file {path} is not valid TOML: {exc}") from None
+    unknown = set(document) - {"models"}
+    if unknown:
+        raise RoutesError(f"{path}: unknown top-level keys {sorted(unknown)}; expected [models]")
+    models = document.get("models")
+    if not isinstance(models, dict) or not models:
+        raise RoutesError(f"{path}: no [models.<name>] tables")
+    return {name: _targets(path, name, entry, environ) for name, entry in models.items()}
+
+
+def build_backends(routes: Routes, settings: ProxySettings) -> dict[str, tuple[Backend, ...]]:
+    """A backend for every target of every route, the demo model shared by all."""
+    demo = DemoBackend(settings.demo_delay)
+    return {
+        name: tuple(
+            demo
+            if isinstance(target, DemoTarget)
+            else UpstreamBackend(target.base_url, target.api_key, target.model, settings)
+            for target in targets
+        )
+        for name, targets in routes.items()
+    }
+
+
+def _targets(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> tuple[Target, ...]:
+    where = f"{path}: [models.{name}]"
+    if not isinstance(entry, dict) or set(entry) != {"upstreams"}:
+        raise RoutesError(f"{where} must hold exactly one key, `upstreams`")
+    upstreams = entry["upstreams"]
+    if not isinstance(upstreams, list) or not upstreams:
+        raise RoutesError(f"{where}: `upstreams` must be a non-empty list of tables")
+    return tuple(
+        _target(f"{where} upstream {index + 1}", name, upstream, environ)
+        for index, upstream in enumerate(upstreams)
+    )
+
+
+def _target(where: str, name: str, upstream: Any, environ: Mapping[str, str]) -> Target:
+    if not isinstance(upstream, dict):
+        raise RoutesError(f'{where} must be a table like {{ base_url = "..." }}')
+    backend = upstream.get("backend", "openai")
+    if backend == "demo":
+        if set(upstream) != {"backend"}:
+            raise RoutesError(f"{where}: a demo entry takes no other keys")
+        return DemoTarget()
+    if backend != "openai":
+        raise RoutesError(f'{where}: backend must be "openai" or "demo", not {backend!r}')
+    unknown = set(upstream) - _OPENAI_KEYS
+    if unknown:
+        raise RoutesError(f"{where}: unknown keys {sorted(unknown)}")
+    base_url = upstream.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise RoutesError(f"{where}: base_url must be an http:// or https:// URL")
+    model = upstream.get("model", name)
+    if not isinstance(model, str) or not model:
+        raise RoutesError(f"{where}: model must be a non-empty string")
+    key_env = upstream.get("api_key_env")
+    if key_env is None:
+        return UpstreamTarget(base_url, model)
+    if not isinstance(key_env, str):
+        raise RoutesError(f"{where}: api_key_env must name an environment variable")
+    api_key = environ.get(key_env)
+    if not api_key:
+        raise RoutesError(f"{where}: environment variable {key_env} (its API key) is not set")
+    return UpstreamTarget(base_url, model, api_key)

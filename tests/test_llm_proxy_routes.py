@@ -1,0 +1,80 @@
+"""Routes files and flags: which backends answer which model, and every mistake named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_proxy.errors import RoutesError
+from llm_proxy.routes import DemoTarget, UpstreamTarget, default_routes, load_routes
+
+EXAMPLE = """
+[models.smart]
+upstreams = [
+  { base_url = "https://api.example.com/v1", api_key_env = "EXAMPLE_KEY", model = "big-model" },
+  { base_url = "http://127.0.0.1:11434/v1" },
+  { backend = "demo" },
+]
+
+[models.demo]
+upstreams = [{ backend = "demo" }]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "routes.toml"
+    path.write_text(text)
+    return path
+
+
+def test_routes_file_maps_each_model_to_its_upstreams_in_order(tmp_path: Path) -> None:
+    routes = load_routes(write(tmp_path, EXAMPLE), {"EXAMPLE_KEY": "sk-example"})
+
+    assert list(routes) == ["smart", "demo"]
+    assert routes["smart"] == (
+        UpstreamTarget("https://api.example.com/v1", "big-model", "sk-example"),
+        UpstreamTarget("http://127.0.0.1:11434/v1", "smart"),
+        DemoTarget(),
+    )
+    assert routes["demo"] == (DemoTarget(),)
+    assert "sk-example" not in repr(routes)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (EXAMPLE, "EXAMPLE_KEY"),
+        ("[models.a]\nupstreams = []\n", "non-empty list"),
+        ('[models.a]\nupstreams = [{ base_url = "ftp://x" }]\n', "base_url"),
+        ('[models.a]\nupstreams = [{ backend = "magic" }]\n', "magic"),
+        ('[models.a]\nupstreams = [{ backend = "demo", model = "x" }]\n', "no other keys"),
+        ('[models.a]\nupstreams = [{ base_url = "http://x", api_key = "sk" }]\n', "api_key"),
+        ("[models.a]\nfallbacks = []\n", "upstreams"),
+        ("[model.a]\n", "[models]"),
+        ("models = 3\n", "no [models"),
+        ("[models.a\n", "not valid TOML"),
+    ],
+)
+def test_routes_file_is_refused_with_the_entry_at_fault_when_it_is_wrong(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    with pytest.raises(RoutesError) as raised:
+        load_routes(write(tmp_path, text), {})
+
+    assert complaint in str(raised.value)
+
+
+def test_flags_route_only_the_demo_model_when_no_upstream_is_given() -> None:
+    assert default_routes(None, None, "ignored") == {"demo": (DemoTarget(),)}
+
+
+def test_flags_route_the_named_model_to_the_upstream_when_one_is_given() -> None:
+    routes = default_routes("http://127.0.0.1:8000/v1", "sk-key", "llama")
+
+    assert routes == {"llama": (UpstreamTarget("http://127.0.0.1:8000/v1", "llama", "sk-key"),)}
+
+
+def test_flags_need_a_model_name_when_an_upstream_is_given() -> None:
+    with pytest.raises(RoutesError, match="--model"):
+        default_routes("http://127.0.0.1:8000/v1", None, None)
