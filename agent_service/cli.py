@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transcripts": ("agent_service.transcripts", "list, show or export recorded sessions"),
     "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
     "ide": ("ide_client.cli", "run the reference IDE: tools on a workspace, one turn or a prompt"),
+    "bench": ("benchmarks.cli", "measure latency, throughput, CPU and memory per token"),
 }
 
 

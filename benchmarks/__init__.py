@@ -1,0 +1,1 @@
+"""Benchmarks of the agent service: latency, throughput, CPU and memory against the direct path."""

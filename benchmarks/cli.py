@@ -1,0 +1,121 @@
+"""Measure what the service adds to the direct path: latency, throughput, CPU, memory per session.
+
+Starts a local OpenAI-compatible upstream that stamps every token with the
+time it was written, `agent-service up` (three processes) and `agent-service up
+--in-process` against it, and measures in interleaved rounds: (a) a client
+reading the upstream directly, the floor; (b) the same client through the
+llm-proxy; (c) an IDE client on the gateway of the three-process pipeline;
+(d) the same on the in-process mode. Prints every figure as p50/p99 with its
+ratio to (a), checks the performance targets, and writes it all as JSON.
+See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from benchmarks.errors import BenchError
+from benchmarks.figures import check_targets
+from benchmarks.machine import describe
+from benchmarks.report import render
+from benchmarks.run import FULL, QUICK, Sizes, measure, processes_under_test
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of `agent-service bench`; sizes left unset come from the preset."""
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: the whole run takes under a minute"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("bench-results.json"),
+        metavar="PATH",
+        help="where to write every figure (default %(default)s)",
+    )
+    sizes = parser.add_argument_group("sizes (default: the preset, --quick or full)")
+    sizes.add_argument("--rounds", type=_count, help="paced and tool-call rounds per route")
+    sizes.add_argument("--latency-tokens", type=_count, help="tokens per paced turn")
+    sizes.add_argument("--latency-rate", type=_positive, help="tokens/s of a paced turn")
+    sizes.add_argument("--throughput-tokens", type=_count, help="tokens per full-speed turn")
+    sizes.add_argument("--throughput-rounds", type=_count, help="full-speed rounds per route")
+    sizes.add_argument(
+        "--sessions",
+        type=_levels,
+        dest="sweep_levels",
+        metavar="N,N,...",
+        help="concurrency sweep levels (full: 1,10,100,500)",
+    )
+    sizes.add_argument("--sweep-tokens", type=_count, help="tokens per session in the sweep")
+    sizes.add_argument(
+        "--sweep-rate", type=_positive, help="tokens/s per session in the sweep (more than 0)"
+    )
+
+
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    """The preset, with every size given on the command line in its place."""
+    preset = QUICK if args.quick else FULL
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(Sizes)
+        if getattr(args, field.name, None) is not None
+    }
+    return dataclasses.replace(preset, **given)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bench; print the tables and write the JSON file."""
+    sizes = sizes_of(args)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="agent-service-bench-") as log_dir,
+            processes_under_test(Path(log_dir)) as under_test,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            figures = runner.run(measure(under_test, sizes))
+    except BenchError as exc:
+        print(f"agent-service bench: {exc}", file=sys.stderr)
+        return 1
+    results: dict[str, Any] = {
+        "machine": describe(),
+        "sizes": dataclasses.asdict(sizes),
+        "figures": figures,
+        "targets": check_targets(figures),
+    }
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,10,100, not {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("every level must be 1 or more")
+    return levels
