@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("agent_service.up", "run gateway, orchestrator and llm-proxy together"),
+    "demo": ("agent_service.demo", "show the product working offline on a sample workspace"),
     "gateway": ("gateway.cli", "run the gateway: the IDE's WebSocket endpoint"),
     "orchestrator": ("orchestrator.cli", "run the orchestrator: the sessions' state machines"),
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),

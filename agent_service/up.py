@@ -13,6 +13,8 @@ import sys
 import threading
 from types import FrameType
 
+import openai
+
 from agent_service.combined import add_in_process_flag, run_combined
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
@@ -40,7 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
-    """The stack the flags describe; secrets generated where unset."""
+    """The stack the flags describe; secrets generated where unset, the upstream's first
+    model when it is given without --model."""
+    model = args.model
+    if args.llm_base_url and not model:
+        model = first_model(args.llm_base_url, args.llm_api_key)
     return StackConfig(
         host=args.host,
         gateway_port=args.gateway_port,
@@ -50,9 +56,21 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         internal_token=secrets.token_urlsafe(24),
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
-        model=args.model,
+        model=model,
         extra_args={"orchestrator": _recording_args(args)},
     )
+
+
+def first_model(base_url: str, api_key: str | None) -> str:
+    """The first model an OpenAI-compatible endpoint lists; raises StackError."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0)
+    try:
+        models = [model.id for model in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise StackError(f"cannot list the models of {base_url} ({exc}); pass --model") from None
+    if not models:
+        raise StackError(f"{base_url} lists no models; pass --model")
+    return models[0]
 
 
 def _recording_args(args: argparse.Namespace) -> list[str]:
@@ -68,7 +86,11 @@ def _recording_args(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Start the stack, print how to connect, and wait for a signal or a crash."""
-    config = stack_config(args)
+    try:
+        config = stack_config(args)
+    except StackError as exc:
+        print(f"agent-service up: {exc}", file=sys.stderr)
+        return 1
     stack = ServiceStack(config)
     if args.in_process:
         _announce(config, args)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 WS_PATH = "/v1/ws"
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
+CLOSE_NORMAL = 1000
 CLOSE_ABNORMAL = 1006
 CLOSE_INVALID_DATA = 1007
 CLOSE_UNAVAILABLE = 1011
@@ -80,6 +81,8 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     """The gateway app, relaying through `link`."""
     app: Sanic = Sanic(name, configure_logging=False)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
+    # uvloop can drop a SIGTERM that lands during Sanic's startup; asyncio's loop cannot.
+    app.config.USE_UVLOOP = False
     app.config.WEBSOCKET_PING_INTERVAL = 20
     app.config.WEBSOCKET_PING_TIMEOUT = 20
     app.ctx.connections = 0
@@ -133,7 +136,11 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
 
 
 async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
-    """Pump frames both ways until either side stops, then close the other with a fitting code."""
+    """Pump frames both ways until either side stops, then close the other with a fitting code.
+
+    The IDE's socket is closed explicitly in every case: when the IDE itself closed,
+    that answers its close frame at once instead of after Sanic's close timeout.
+    """
     from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
     to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
     try:
@@ -144,8 +151,7 @@ async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -
             task.cancel()
         await asyncio.gather(from_ide, to_ide, return_exceptions=True)
         await channel.close()
-    if closing is not None:
-        await ws.close(*closing)
+    await ws.close(*(closing or (CLOSE_NORMAL, "")))
 
 
 def _close_for(

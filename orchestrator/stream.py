@@ -161,6 +161,8 @@ def _code_for(upstream_code: str) -> str:
         return ErrorCode.LLM_TIMEOUT
     if "rate" in upstream_code:
         return ErrorCode.LLM_RATE_LIMITED
-    if "json" in upstream_code or "invalid_response" in upstream_code:
+    if "truncated" in upstream_code:
+        return ErrorCode.LLM_TRUNCATED
+    if "json" in upstream_code or "bad_response" in upstream_code:
         return ErrorCode.LLM_BAD_RESPONSE
     return ErrorCode.LLM_UPSTREAM_ERROR
