@@ -146,6 +146,20 @@ def _replayable_arguments(arguments: str) -> str:
     return arguments if is_object else "{}"
 
 
+# One machine for every session: the table is the same for all, and each session is one of
+# its models (its state lives on the model). A machine per session cost ~40 KiB each.
+_MACHINE = Machine(
+    model=None,
+    states=list(STATES),
+    transitions=TRANSITIONS,
+    initial=SessionState.IDLE,
+    auto_transitions=False,
+    queued=True,
+    send_event=True,
+    after_state_change="emit_state",
+)
+
+
 class SessionCore:
     """One session's state machine. Feed events to `handle`; execute the commands it returns."""
 
@@ -163,16 +177,7 @@ class SessionCore:
         self._turn: _Turn | None = None
         self._call_fates: dict[str, str] = {}
         self._out: list[Command] = []
-        self._machine = Machine(
-            model=self,
-            states=list(STATES),
-            transitions=TRANSITIONS,
-            initial=SessionState.IDLE,
-            auto_transitions=False,
-            queued=True,
-            send_event=True,
-            after_state_change="emit_state",
-        )
+        _MACHINE.add_model(self)
 
     # ---- input -------------------------------------------------------------------------
 
@@ -185,6 +190,10 @@ class SessionCore:
             self._reject(event, ErrorCode.ILLEGAL_EVENT, "is not allowed")
         out, self._out = self._out, []
         return out
+
+    def close(self) -> None:
+        """Release the session from the shared machine; the core takes no events after this."""
+        _MACHINE.remove_model(self)
 
     # ---- read-only views ---------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 It uses the official `openai` client for the connection, auth, base URL and
 typed errors, and its raw streaming response for the body: the typed
 per-chunk stream costs ~165 us of CPU per chunk, the raw bytes decoded by
-`ChatStreamDecoder` a fraction of that. Retries are off here (`max_retries=0`)
+`ChatStreamDecoder` a fraction of that. The conversation goes in `extra_body`,
+which the client sends as it is: its typed parameter transform walks every
+message of the history on every request (1 ms on a first turn, 15 ms after
+fifty), for a body that is already plain JSON. Retries are off here (`max_retries=0`)
 by default: the llm_proxy owns the stack's only retry loop.
 """
 
@@ -67,12 +70,12 @@ class LlmClient:
         streaming = False
         try:
             model = await self.model()
-            async with self._client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
+            async with self._client.chat.completions.with_streaming_response.create(
                 model=model,
-                messages=list(request.messages),
-                tools=list(request.tools),
+                messages=[],
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body={"messages": request.messages, "tools": request.tools},
             ) as response:
                 streaming = True
                 async for data in response.iter_bytes():

@@ -183,13 +183,14 @@ class SessionRuntime:
             self._execute(StartToolTimer(call_id, self.core.config.tool_timeout_s), None)
 
     def stop(self) -> None:
-        """Cancel the running LLM request and timers: the session is being freed."""
+        """Cancel the running LLM request and timers, release the core: the session is freed."""
         self._held_text.clear()
         if self._llm_task is not None:
             self._llm_task.cancel()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self.core.close()
 
     # ---- commands ----------------------------------------------------------------------
 
