@@ -1,7 +1,9 @@
 """Gateway and orchestrator in one process, linked in memory; the llm-proxy as a child process.
 
 The mode `agent-service up --in-process` runs, and the benchmark measures
-against the three-process stack.
+against the three-process stack. The orchestrator's settings come from the
+same environment variables as `agent-service orchestrator` (AGENT_MAX_STEPS,
+AGENT_MAX_SESSIONS_PER_TOKEN, AGENT_GRACE_PERIOD, ...).
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from agent_service.logs import configure_logging
 from agent_service.stack import ServiceStack, StackConfig
 from gateway.app import GatewaySettings, SubprotocolOptionalProtocol, build_app
 from gateway.inprocess import InProcessLink
-from orchestrator.core import CoreConfig
-from orchestrator.llm_client import LlmClient, LlmSettings
+from orchestrator.cli import build_registry
+from orchestrator.cli import configure as configure_orchestrator
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
-from orchestrator.sessions import SessionRegistry
 
 
 def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recorder) -> int:
@@ -24,13 +25,7 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
     configure_logging("gateway+orchestrator")
     proxy_stack.start(services=("llm-proxy",))
     recording = BackgroundFlushRecorder(recorder)
-    registry = SessionRegistry(
-        CoreConfig(),
-        LlmClient(
-            LlmSettings(base_url=f"http://{config.host}:{config.proxy_port}/v1", model=config.model)
-        ),
-        recording,
-    )
+    registry = build_registry(_orchestrator_flags(config), recording)
     settings = GatewaySettings(
         token=config.token,
         orchestrator_health_url=None,
@@ -55,6 +50,16 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
         recording.close()
         proxy_stack.stop()
     return 0
+
+
+def _orchestrator_flags(config: StackConfig) -> argparse.Namespace:
+    """The orchestrator's flags as `agent-service orchestrator` would read them here."""
+    parser = argparse.ArgumentParser()
+    configure_orchestrator(parser)
+    argv = ["--llm-base-url", f"http://{config.host}:{config.proxy_port}/v1"]
+    if config.model:
+        argv += ["--model", config.model]
+    return parser.parse_args(argv)
 
 
 def add_in_process_flag(parser: argparse.ArgumentParser) -> None:
