@@ -13,7 +13,7 @@ from typing import Any
 
 from agent_service.logs import configure_logging
 from agent_service.stack import ServiceStack, StackConfig
-from gateway.app import GatewaySettings, SubprotocolOptionalProtocol, build_app
+from gateway.app import GatewaySettings, build_app, serve
 from gateway.inprocess import InProcessLink
 from orchestrator.cli import build_registry
 from orchestrator.cli import configure as configure_orchestrator
@@ -38,14 +38,7 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
         registry.close_all()
 
     try:
-        app.run(
-            host=config.host,
-            port=config.gateway_port,
-            single_process=True,
-            access_log=False,
-            motd=False,
-            protocol=SubprotocolOptionalProtocol,
-        )
+        serve(app, config.host, config.gateway_port)
     finally:
         recording.close()
         proxy_stack.stop()

@@ -145,6 +145,18 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     return app
 
 
+def serve(app: Sanic, host: str, port: int) -> None:
+    """Run the gateway app in this process until SIGINT/SIGTERM."""
+    app.run(
+        host=host,
+        port=port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+        protocol=SubprotocolOptionalProtocol,
+    )
+
+
 async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
     """Pump frames both ways until either side stops, then close the other with a fitting code.
 

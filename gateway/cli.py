@@ -23,8 +23,8 @@ from gateway.app import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     GatewaySettings,
-    SubprotocolOptionalProtocol,
     build_app,
+    serve,
 )
 from gateway.link import WebSocketLink
 
@@ -93,12 +93,5 @@ def run(args: argparse.Namespace) -> int:
     )
     app = build_app(settings, WebSocketLink(args.orchestrator_url, args.internal_token))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})
-    app.run(
-        host=args.host,
-        port=args.gateway_port,
-        single_process=True,
-        access_log=False,
-        motd=False,
-        protocol=SubprotocolOptionalProtocol,
-    )
+    serve(app, args.host, args.gateway_port)
     return 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.support.fake_upstream import FakeUpstream
 
 _real_connect = socket.socket.connect
 
@@ -26,3 +29,10 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _block_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    """A fake OpenAI-compatible upstream for the module's tests; each test scripts it."""
+    with FakeUpstream() as fake:
+        yield fake

@@ -15,10 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agent_service.stack import ServiceStack
 from tests.support.fake_upstream import (
-    Chunk,
     FakeUpstream,
-    Sleep,
     Step,
+    paced,
     text_stream,
     tool_call_stream,
 )
@@ -27,12 +26,6 @@ from tests.support.wsclient import ProtocolClient
 
 ORIGIN = "https://ide.example"
 GRACE_PERIOD_S = 0.3
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +121,7 @@ async def test_sigterm_lets_a_running_turn_finish_before_the_orchestrator_stops(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
     words = [f"w{index} " for index in range(10)]
-    slow: list[Step] = []
-    for step in text_stream("".join(words)):
-        slow.append(step)
-        if isinstance(step, Chunk):
-            slow.append(Sleep(0.1))
-    upstream.reset(lambda request: slow)
+    upstream.reset(lambda request: paced(text_stream("".join(words)), 0.1))
     with started_stack(
         tmp_path,
         llm_base_url=upstream.base_url,

@@ -19,24 +19,17 @@ from websockets.exceptions import ConnectionClosed
 
 from agent_service.stack import ServiceStack, StackConfig
 from tests.support.fake_upstream import (
-    Chunk,
     Cut,
     FakeUpstream,
-    Sleep,
     Step,
+    paced,
     text_stream,
     tool_call_stream,
 )
 from tests.support.stack import running_stack, started_stack
-from tests.support.wsclient import Frame, ProtocolClient, numbered
+from tests.support.wsclient import Frame, ProtocolClient, numbered, state_is
 
 GRACE_PERIOD_S = 1.5
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +43,6 @@ def stack(
         extra_args={"orchestrator": ["--grace-period", str(GRACE_PERIOD_S)]},
     ) as config:
         yield config
-
-
-def paced(steps: list[Step], seconds: float) -> list[Step]:
-    """The same answer with a pause after each chunk."""
-    out: list[Step] = []
-    for step in steps:
-        out.append(step)
-        if isinstance(step, Chunk):
-            out.append(Sleep(seconds))
-    return out
 
 
 def unique_by_seq(frames: list[Frame]) -> list[Frame]:
@@ -77,17 +60,6 @@ def assert_no_gap(frames: list[Frame]) -> None:
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-async def receive_until(client: ProtocolClient, predicate: Any, timeout: float = 20.0) -> Frame:
-    while True:
-        frame = await client.receive(timeout)
-        if predicate(frame):
-            return frame
-
-
-def is_state(state: str) -> Any:
-    return lambda frame: frame["type"] == "state" and frame["state"] == state
-
-
 async def test_resume_after_a_drop_mid_stream_delivers_every_missed_event(
     stack: StackConfig, upstream: FakeUpstream
 ) -> None:
@@ -96,14 +68,14 @@ async def test_resume_after_a_drop_mid_stream_delivers_every_missed_event(
     first = await ProtocolClient.connect(stack.gateway_url, stack.token)
     session = await first.hello()
     await first.send({"type": "user_message", "content": "count", "id": "m1"})
-    await receive_until(first, lambda frame: frame["type"] == "agent_delta" and frame["seq"] >= 4)
+    await first.receive_until(lambda frame: frame["type"] == "agent_delta" and frame["seq"] >= 4)
     await first.close()
     last_seq = max(frame["seq"] for frame in numbered(first.received))
 
     second = await ProtocolClient.connect(stack.gateway_url, stack.token)
     resumed = await second.hello(session["session_id"], last_seq)
     assert resumed["resumed"] is True and resumed["session_id"] == session["session_id"]
-    await receive_until(second, is_state("done"))
+    await second.receive_until(state_is("done"))
     await second.close()
 
     frames = first.received + second.received
@@ -125,8 +97,8 @@ async def test_pending_tool_call_is_offered_again_after_a_drop(
     first = await ProtocolClient.connect(stack.gateway_url, stack.token)
     session = await first.hello()
     await first.send({"type": "user_message", "content": "read a.txt"})
-    call = await receive_until(first, lambda frame: frame["type"] == "tool_call")
-    await receive_until(first, is_state("awaiting_tool"))
+    call = await first.receive_until(lambda frame: frame["type"] == "tool_call")
+    await first.receive_until(state_is("awaiting_tool"))
     last_seq = max(frame["seq"] for frame in numbered(first.received))
     await first.close()
 
@@ -137,7 +109,7 @@ async def test_pending_tool_call_is_offered_again_after_a_drop(
     await second.send(
         {"type": "tool_result", "call_id": call["call_id"], "ok": True, "output": {"content": "x"}}
     )
-    await receive_until(second, is_state("done"))
+    await second.receive_until(state_is("done"))
     await second.close()
     assert_no_gap(first.received + second.received)
 
@@ -224,7 +196,7 @@ async def test_client_that_stops_reading_gets_merged_deltas_and_loses_nothing(
     await client.hello()
     await client.send({"type": "user_message", "content": "flood"})
     await asyncio.sleep(4.0)
-    await receive_until(client, is_state("done"), timeout=60)
+    await client.receive_until(state_is("done"), timeout=60)
     await client.close()
     deltas = [frame for frame in client.received if frame["type"] == "agent_delta"]
     message = next(frame for frame in client.received if frame["type"] == "agent_message")
@@ -348,15 +320,15 @@ async def test_orchestrator_restart_offers_the_pending_tool_call_again(
     client = await ProtocolClient.connect(config.gateway_url, config.token)
     await client.hello()
     await client.send({"type": "user_message", "content": "read a.txt"})
-    call = await receive_until(client, lambda frame: frame["type"] == "tool_call")
-    await receive_until(client, is_state("awaiting_tool"))
+    call = await client.receive_until(lambda frame: frame["type"] == "tool_call")
+    await client.receive_until(state_is("awaiting_tool"))
 
     again = await reconnect_after_restart(client, recorded_stack)
     assert await again.receive() == call
     await again.send(
         {"type": "tool_result", "call_id": call["call_id"], "ok": True, "output": {"content": "x"}}
     )
-    await receive_until(again, is_state("done"))
+    await again.receive_until(state_is("done"))
     await again.close()
     frames = client.received + again.received
     assert_no_gap(frames)
@@ -371,12 +343,12 @@ async def test_orchestrator_restart_mid_stream_ends_the_turn_in_error_and_the_se
     client = await ProtocolClient.connect(config.gateway_url, config.token)
     await client.hello()
     await client.send({"type": "user_message", "content": "talk slowly", "id": "m1"})
-    await receive_until(client, lambda frame: frame["type"] == "agent_delta")
+    await client.receive_until(lambda frame: frame["type"] == "agent_delta")
 
     again = await reconnect_after_restart(client, recorded_stack)
-    error = await receive_until(again, lambda frame: frame["type"] == "error")
+    error = await again.receive_until(lambda frame: frame["type"] == "error")
     assert error["code"] == "interrupted" and error["source"] == "llm"
-    await receive_until(again, is_state("error"))
+    await again.receive_until(state_is("error"))
     upstream.reset(lambda request: text_stream("Fresh answer."))
     turn = await again.run_turn("go on", message_id="m2")
     assert next(f for f in turn if f["type"] == "agent_message")["content"] == "Fresh answer."

@@ -11,24 +11,17 @@ import pytest
 
 from agent_service.stack import StackConfig
 from tests.support.fake_upstream import (
-    Chunk,
     FakeUpstream,
-    Sleep,
     Step,
+    paced,
     text_stream,
     tool_call_stream,
 )
 from tests.support.stack import running_stack
-from tests.support.wsclient import Frame, ProtocolClient, numbered
+from tests.support.wsclient import ProtocolClient, numbered, state_is
 
 TOOL_TIMEOUT_S = 1.0
 MAX_STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +47,7 @@ async def client(stack: StackConfig) -> Any:
 
 
 def slow_text(words: int) -> list[Step]:
-    steps: list[Step] = []
-    for step in text_stream(" ".join(f"w{index}" for index in range(words))):
-        steps.append(step)
-        if isinstance(step, Chunk):
-            steps.append(Sleep(0.1))
-    return steps
-
-
-async def receive_until(client: ProtocolClient, predicate: Any, timeout: float = 20.0) -> Frame:
-    while True:
-        frame = await client.receive(timeout)
-        if predicate(frame):
-            return frame
-
-
-def state_is(state: str) -> Any:
-    return lambda frame: frame["type"] == "state" and frame["state"] == state
+    return paced(text_stream(" ".join(f"w{index}" for index in range(words))), 0.1)
 
 
 def last_tool_messages(upstream: FakeUpstream) -> list[dict[str, Any]]:
@@ -88,9 +65,9 @@ async def test_cancel_mid_stream_closes_the_upstream_request_and_goes_idle(
 ) -> None:
     upstream.reset(lambda request: slow_text(100))
     await client.send({"type": "user_message", "content": "talk", "id": "m1"})
-    await receive_until(client, lambda frame: frame["type"] == "agent_delta")
+    await client.receive_until(lambda frame: frame["type"] == "agent_delta")
     await client.send({"type": "cancel", "id": "x1"})
-    await receive_until(client, state_is("idle"))
+    await client.receive_until(state_is("idle"))
     request = upstream.requests[-1]
     assert await asyncio.to_thread(request.disconnected.wait, 5), "upstream never saw the close"
     assert not request.finished.is_set()
@@ -107,12 +84,12 @@ async def test_user_message_during_a_turn_is_refused_as_busy_and_the_turn_goes_o
 ) -> None:
     upstream.reset(lambda request: slow_text(8))
     await client.send({"type": "user_message", "content": "talk", "id": "m1"})
-    await receive_until(client, lambda frame: frame["type"] == "agent_delta")
+    await client.receive_until(lambda frame: frame["type"] == "agent_delta")
     await client.send({"type": "user_message", "content": "interrupt!", "id": "m2"})
-    busy = await receive_until(client, lambda frame: frame["type"] == "error")
+    busy = await client.receive_until(lambda frame: frame["type"] == "error")
     assert (busy["code"], busy["id"], busy["source"]) == ("busy", "m2", "protocol")
     assert "seq" not in busy
-    message = await receive_until(client, lambda frame: frame["type"] == "agent_message")
+    message = await client.receive_until(lambda frame: frame["type"] == "agent_message")
     assert message["content"] == " ".join(f"w{index}" for index in range(8))
     assert len(upstream.requests) == 1
 
@@ -129,7 +106,7 @@ async def test_parallel_calls_answered_in_reverse_order_reach_the_model_in_call_
 
     upstream.reset(script)
     await client.send({"type": "user_message", "content": "read all"})
-    await receive_until(client, state_is("awaiting_tool"))
+    await client.receive_until(state_is("awaiting_tool"))
     calls = [frame for frame in client.received if frame["type"] == "tool_call"][-3:]
     assert [call["arguments"]["path"] for call in calls] == paths
     assert len(upstream.requests) == 1
@@ -138,7 +115,7 @@ async def test_parallel_calls_answered_in_reverse_order_reach_the_model_in_call_
         await client.send(
             {"type": "tool_result", "call_id": call["call_id"], "ok": True, "output": output}
         )
-    await receive_until(client, state_is("done"))
+    await client.receive_until(state_is("done"))
     answers = last_tool_messages(upstream)
     assert [answer["tool_call_id"] for answer in answers] == [call["call_id"] for call in calls]
     assert [json.loads(answer["content"])["content"] for answer in answers] == [
@@ -162,14 +139,14 @@ async def test_tool_timeout_gives_the_model_an_error_and_ignores_the_late_result
 
     upstream.reset(script)
     await client.send({"type": "user_message", "content": "read slowly"})
-    call = await receive_until(client, lambda frame: frame["type"] == "tool_call")
-    timeout = await receive_until(client, lambda frame: frame["type"] == "error")
+    call = await client.receive_until(lambda frame: frame["type"] == "tool_call")
+    timeout = await client.receive_until(lambda frame: frame["type"] == "error")
     assert (timeout["source"], timeout["code"], timeout["call_id"]) == (
         "ide",
         "timeout",
         call["call_id"],
     )
-    await receive_until(client, state_is("done"))
+    await client.receive_until(state_is("done"))
     answer = json.loads(last_tool_messages(upstream)[0]["content"])
     assert answer["error"]["code"] == "timeout"
 
@@ -200,7 +177,7 @@ async def test_turn_ends_with_max_steps_and_the_next_message_starts_a_new_turn(
         if frame["type"] == "error":
             assert (frame["code"], frame["source"]) == ("max_steps", "agent")
             break
-    await receive_until(client, state_is("error"))
+    await client.receive_until(state_is("error"))
     assert steps == MAX_STEPS and len(upstream.requests) == MAX_STEPS
 
     upstream.reset(lambda request: text_stream("Stopping here."))

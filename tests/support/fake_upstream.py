@@ -119,6 +119,16 @@ def tool_call_stream(
     return _ending(chunks, steps, usage)
 
 
+def paced(steps: list[Step], seconds: float) -> list[Step]:
+    """The same answer with a pause after each chunk, like a model generating it."""
+    out: list[Step] = []
+    for step in steps:
+        out.append(step)
+        if isinstance(step, Chunk):
+            out.append(Sleep(seconds))
+    return out
+
+
 def completion_reply(
     text: str, *, usage: tuple[int, int] = (5, 5), model: str = FAKE_MODEL
 ) -> Reply:

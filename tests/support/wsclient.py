@@ -41,6 +41,15 @@ class ProtocolClient:
         self.received.append(frame)
         return frame
 
+    async def receive_until(
+        self, predicate: Callable[[Frame], bool], timeout: float = 20.0
+    ) -> Frame:
+        """Receive until a frame matches `predicate`; return it."""
+        while True:
+            frame = await self.receive(timeout)
+            if predicate(frame):
+                return frame
+
     async def hello(self, session_id: str | None = None, last_seq: int = 0) -> Frame:
         """Open or resume a session; return the `session` reply."""
         frame: Frame = {"type": "hello", "protocol": 1}
@@ -72,6 +81,11 @@ class ProtocolClient:
     async def close(self) -> None:
         """Close the socket."""
         await self.connection.close()
+
+
+def state_is(state: str) -> Callable[[Frame], bool]:
+    """A predicate for the `state` event that enters `state`."""
+    return lambda frame: frame["type"] == "state" and frame["state"] == state
 
 
 def numbered(frames: list[Frame]) -> list[Frame]:
