@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GATEWAY_PORT = 8765
@@ -70,6 +71,25 @@ def add_llm_upstream(parser: argparse.ArgumentParser, *, unset_means: str) -> No
         default=env("AGENT_MODEL"),
         help="model name to request (env AGENT_MODEL; unset: the endpoint's first model, "
         "or 'demo' for the built-in demo model)",
+    )
+
+
+def add_replay_source(parser: argparse.ArgumentParser) -> None:
+    """--replay DB and --replay-session ID: answer model requests from a recorded session."""
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        default=env("AGENT_REPLAY_DB"),
+        metavar="DB",
+        help="serve the model responses of a recorded session from this transcript database "
+        "instead of a model; a request the recording does not have is refused, naming the "
+        "difference (env AGENT_REPLAY_DB)",
+    )
+    parser.add_argument(
+        "--replay-session",
+        default=env("AGENT_REPLAY_SESSION"),
+        metavar="ID",
+        help="the recorded session --replay serves (env AGENT_REPLAY_SESSION)",
     )
 
 

@@ -1,6 +1,8 @@
 """Run gateway, orchestrator and llm-proxy together on this machine, each as its own process.
 
-Without --llm-base-url the proxy serves the built-in offline demo model.
+Without --llm-base-url the proxy serves the built-in offline demo model. With
+--replay DB --replay-session ID it serves that recorded session's model
+responses instead, for a live re-run with `agent-service ide --replay ID`.
 Ctrl-C or SIGTERM stops all three cleanly.
 """
 
@@ -23,6 +25,7 @@ from agent_service.options import (
     add_host,
     add_llm_upstream,
     add_port,
+    add_replay_source,
     add_token,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
@@ -39,12 +42,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_port(parser, "proxy", DEFAULT_PROXY_PORT)
     add_in_process_flag(parser)
     add_recording_flags(parser)
+    add_replay_source(parser)
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
     """The stack the flags describe; secrets generated where unset, the upstream's first
     model when it is given without --model."""
     model = args.model
+    if args.replay and args.llm_base_url:
+        raise StackError("--replay serves the recorded session: drop --llm-base-url")
     if args.llm_base_url and not model:
         model = first_model(args.llm_base_url, args.llm_api_key)
     return StackConfig(
@@ -57,7 +63,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,
-        extra_args={"orchestrator": _recording_args(args)},
+        extra_args={"orchestrator": _recording_args(args), "llm-proxy": _replay_args(args)},
     )
 
 
@@ -82,6 +88,13 @@ def _recording_args(args: argparse.Namespace) -> list[str]:
         if pattern:
             out += ["--transcripts-redact", pattern]
     return out
+
+
+def _replay_args(args: argparse.Namespace) -> list[str]:
+    """The replay flags, passed on to the llm-proxy process."""
+    if not args.replay:
+        return []
+    return ["--replay", str(args.replay), "--replay-session", args.replay_session or ""]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _announce(config: StackConfig, args: argparse.Namespace) -> None:
     model = config.model or ("demo (offline)" if not config.llm_base_url else "endpoint default")
+    ide = '--workspace DIR "Add logging to src/auth.js"'
+    if args.replay:
+        model = f"replay of session {args.replay_session} from {args.replay}"
+        ide = f"--replay {args.replay_session} --db {args.replay}"
     print(
         f"agent-service is up: gateway {config.gateway_url}  model {model}\n"
         f"token: {'(from --token/AGENT_TOKEN)' if args.token else config.token}\n"
-        f"connect an IDE:  agent-service ide --workspace DIR --url {config.gateway_url} "
-        f'--token <token> "Add logging to src/auth.js"\n'
+        f"connect an IDE:  agent-service ide {ide} --url {config.gateway_url} --token <token>\n"
         "Ctrl-C stops everything.",
         file=sys.stderr,
         flush=True,

@@ -7,6 +7,12 @@ Ctrl-C during a turn cancels it, Ctrl-D or Ctrl-C at the prompt quits.
 
 The agent's streamed answer is printed as it arrives, with one line per tool call and its
 outcome. Tools are confined to the workspace; see docs/ide-client.md.
+
+With --replay ID (and --db, the transcript database), no workspace is needed: the recorded
+session's messages are sent again, turn by turn, tool calls are answered with the recorded
+results, and every event is compared with the recorded one (session ids aside). Exit 0 when
+the whole session matched, 1 at the first difference (printed), 2 when it cannot start.
+See docs/transcripts.md, "Live replay".
 """
 
 from __future__ import annotations
@@ -19,20 +25,33 @@ import threading
 from pathlib import Path
 
 from agent_service.logs import configure_logging
-from agent_service.options import add_token, env, env_int
+from agent_service.options import add_token, env, env_float, env_int
+from agent_service.transcript_flags import add_db_flag, open_db
 from ide_client.client import DEFAULT_URL, IdeClient
 from ide_client.display import ConsoleDisplay
-from ide_client.errors import IdeClientError
+from ide_client.errors import IdeClientError, ReplayError
+from ide_client.replay import (
+    VOLATILE_FIELDS,
+    EventCheck,
+    IdeRecording,
+    RecordedTools,
+    read_ide_recording,
+    replay_turns,
+)
 from ide_client.sample import create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
+from orchestrator.codec import CodecError
+from transcripts import TranscriptError
 from wire import SessionState
 
 EXIT_DONE = 0
 EXIT_TURN_FAILED = 1
 EXIT_CANNOT_START = 2
 EXIT_INTERRUPTED = 130
+EXIT_REPLAY_DIVERGED = 1
 PROMPT = "> "
+DEFAULT_REPLAY_TURN_TIMEOUT = 300.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workspace",
         type=Path,
-        required=True,
-        help="directory the tools work in; nothing outside it is read or written",
+        help="directory the tools work in; nothing outside it is read or written "
+        "(required unless --replay)",
     )
     parser.add_argument(
         "--url",
@@ -64,6 +83,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="first create a sample git workspace (src/auth.js) in the missing or empty directory",
     )
+    parser.add_argument(
+        "--replay",
+        metavar="ID",
+        help="re-run the recorded session ID: send its messages, answer tools from the "
+        "recording, compare every event (needs --db; the stack serves the recorded model "
+        "with `--replay DB --replay-session ID`)",
+    )
+    add_db_flag(parser)
+    parser.add_argument(
+        "--replay-turn-timeout",
+        type=float,
+        default=env_float("AGENT_REPLAY_TURN_TIMEOUT", DEFAULT_REPLAY_TURN_TIMEOUT),
+        metavar="SECONDS",
+        help="longest a replayed turn may take to come to rest "
+        "(env AGENT_REPLAY_TURN_TIMEOUT, default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("ide", level="WARNING")
     if not args.token:
         return _fail("no token: pass --token or set AGENT_TOKEN (`agent-service up` prints one)")
+    if args.replay is not None:
+        if args.message is not None:
+            return _fail("--replay sends the recorded messages; give no message")
+        return _run_replay(args)
+    if args.workspace is None:
+        return _fail("--workspace DIR is required (or --replay ID)")
     try:
         if args.create_sample:
             create_sample_workspace(args.workspace)
@@ -165,6 +206,51 @@ class _StdinLines:
         except RuntimeError:
             return False
         return True
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    try:
+        store = open_db(args)
+        try:
+            recording = read_ide_recording(store, args.replay)
+        finally:
+            store.close()
+    except (TranscriptError, CodecError, ReplayError) as exc:
+        return _fail(f"{exc.message} [{exc.code}]")
+    check = EventCheck(recording)
+    client = IdeClient(
+        args.url,
+        args.token,
+        RecordedTools(recording),
+        display=ConsoleDisplay(sys.stdout, show_diffs=True),
+        on_event=check,
+    )
+    try:
+        asyncio.run(_replay(client, recording, check, args.replay_turn_timeout))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ReplayError as exc:
+        print(
+            f"\nDIVERGED  live replay of {recording.session_id} as session {client.session_id} "
+            f"({check.matched} of {len(recording.events)} events matched)\n{exc.message}"
+        )
+        return EXIT_REPLAY_DIVERGED
+    except IdeClientError as exc:
+        return _fail(exc.message)
+    volatile = ", ".join(sorted(VOLATILE_FIELDS))
+    print(
+        f"\nok  live replay of {recording.session_id} as session {client.session_id}: "
+        f"{check.matched} events match the recording ({volatile} aside)"
+    )
+    return EXIT_DONE
+
+
+async def _replay(
+    client: IdeClient, recording: IdeRecording, check: EventCheck, timeout: float
+) -> None:
+    async with client:
+        await replay_turns(client, recording, check, timeout)
 
 
 def _fail(message: str) -> int:

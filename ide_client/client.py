@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ide_client.display import ConsoleDisplay
-from ide_client.errors import GatewayCode, GatewayError, ToolFailure
+from ide_client.errors import GatewayCode, GatewayError
 from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
 from wire import (
@@ -40,7 +40,6 @@ from wire import (
     SessionState,
     StateChanged,
     ToolCall,
-    ToolError,
     ToolResult,
     UserMessage,
     encode,
@@ -54,8 +53,15 @@ AT_REST = frozenset({SessionState.DONE, SessionState.ERROR, SessionState.IDLE})
 # Close codes after which resuming makes sense: no close frame, going away, server restart.
 RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 
-log = logging.getLogger(__name__)
 FrameT = TypeVar("FrameT", bound=BaseModel)
+
+
+class ToolAnswerer(Protocol):
+    """Where tool results come from: `ToolRunner` runs the tools; a replay looks them up."""
+
+    def answer(self, call: ToolCall) -> ToolResult | None:
+        """The `tool_result` for this call, or None to leave it unanswered. May block."""
+        ...
 
 
 @dataclass
@@ -96,19 +102,22 @@ class Turn:
 
 
 class IdeClient:
-    """One IDE connection to the gateway, running tool calls on `tools`' workspace.
+    """One IDE connection to the gateway, answering tool calls with `tools`.
 
     Use as `async with IdeClient(url, token, tools) as client: turn = await
     client.run_turn("...")`. Give `session_id` (and `last_seq`) to resume an existing session.
+    `on_event` sees every numbered event once, in seq order, before the client acts on it;
+    what it raises ends the turn and comes out of `run_turn`.
     """
 
     def __init__(
         self,
         url: str,
         token: str,
-        tools: ToolRunner,
+        tools: ToolAnswerer,
         *,
         display: ConsoleDisplay | None = None,
+        on_event: Callable[[ServerMessage], None] | None = None,
         session_id: str | None = None,
         last_seq: int = 0,
         reconnect_attempts: int = 3,
@@ -117,6 +126,7 @@ class IdeClient:
         self.url = url
         self.tools = tools
         self.display = display or ConsoleDisplay(None)
+        self.on_event = on_event
         self.session: Session | None = None
         self.session_id = session_id
         self.last_seq = last_seq
@@ -203,6 +213,8 @@ class IdeClient:
                 return
             self.last_seq = seq
             self._resumes_without_progress = 0
+            if self.on_event is not None:
+                self.on_event(frame)
         turn.frames.append(frame)
         if isinstance(frame, AgentDelta):
             self.display.agent_text(frame.text)
@@ -230,25 +242,15 @@ class IdeClient:
             async with self._tool_lock:
                 if turn.ended:
                     return
-                result = await asyncio.to_thread(self._execute, call)
+                result = await asyncio.to_thread(self.tools.answer, call)
+            if result is None:
+                return
             turn.results[call.call_id] = result
             self.display.tool_outcome(call, result)
             if not turn.ended:
                 await self._send_quietly(result)
         finally:
             self._running.pop(call.call_id, None)
-
-    def _execute(self, call: ToolCall) -> ToolResult:
-        try:
-            output = self.tools.run(call.tool, call.arguments)
-        except ToolFailure as failure:
-            error = ToolError(code=failure.code, message=failure.message)
-            return ToolResult(call_id=call.call_id, ok=False, error=error)
-        except Exception as exc:
-            log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
-            error = ToolError(code=ErrorCode.TOOL_FAILED, message=f"{call.tool} crashed: {exc}")
-            return ToolResult(call_id=call.call_id, ok=False, error=error)
-        return ToolResult(call_id=call.call_id, ok=True, output=output)
 
     async def _receive(self) -> ServerMessage | None:
         """The next frame, resuming the session if the connection drops.

@@ -33,6 +33,13 @@ class GatewayCode(StrEnum):
     BAD_FRAME = "bad_frame"
 
 
+class ReplayCode(StrEnum):
+    """Why a live replay of a recorded session stopped."""
+
+    DIVERGED = "replay_diverged"
+    UNSUPPORTED = "replay_unsupported"
+
+
 class IdeClientError(Exception):
     """Root of every error the IDE client raises; `code` says what went wrong."""
 
@@ -55,3 +62,12 @@ class GatewayError(IdeClientError):
     """The gateway could not be reached, refused the client, or broke the protocol."""
 
     code: str
+
+
+class ReplayError(IdeClientError):
+    """A live replay cannot run this recording, or the live session differs from it."""
+
+    code: ReplayCode
+
+    def __init__(self, code: ReplayCode, message: str) -> None:
+        super().__init__(code, message)

@@ -2,11 +2,13 @@
 
 `ToolRunner.run(tool, arguments)` validates the arguments with the wire models, runs the tool
 and returns its `output`, or raises ToolFailure whose code and message become the
-`tool_result` error. It blocks (file system, git): call it off the event loop.
+`tool_result` error; `ToolRunner.answer(call)` wraps that into the `tool_result` frame. Both
+block (file system, git): call them off the event loop.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +18,10 @@ from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
 from ide_client.patch import FilePatch, PatchError, apply_hunks, parse_patch
 from ide_client.workspace import FileChange, FileStamp, Target, Workspace
-from wire import BY_IDE_NAME
+from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
+
+log = logging.getLogger(__name__)
 
 
 class ToolRunner:
@@ -26,6 +30,19 @@ class ToolRunner:
     def __init__(self, workspace: Workspace, *, git_timeout: float = DEFAULT_GIT_TIMEOUT) -> None:
         self.workspace = workspace
         self.git_timeout = git_timeout
+
+    def answer(self, call: ToolCall) -> ToolResult:
+        """Run the call; its `tool_result`, an error result when the tool failed or crashed."""
+        try:
+            output = self.run(call.tool, call.arguments)
+        except ToolFailure as failure:
+            error = ToolError(code=failure.code, message=failure.message)
+            return ToolResult(call_id=call.call_id, ok=False, error=error)
+        except Exception as exc:
+            log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
+            error = ToolError(code=ErrorCode.TOOL_FAILED, message=f"{call.tool} crashed: {exc}")
+            return ToolResult(call_id=call.call_id, ok=False, error=error)
+        return ToolResult(call_id=call.call_id, ok=True, output=output)
 
     def run(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Run one call; its output as the protocol gives it, or ToolFailure."""

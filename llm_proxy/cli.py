@@ -6,6 +6,8 @@ OpenAI-compatible server. With --routes FILE (TOML, see docs/llm-proxy.md),
 each model name maps to upstreams tried in order when one fails before its
 first byte. Retries (exponential backoff with jitter, honouring Retry-After)
 happen here and only before the first byte: this is the stack's one retry loop.
+With --replay DB --replay-session ID, the one model is a recorded session,
+answering each request as it was recorded (a request it never made is refused).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from agent_service.options import (
     add_host,
     add_llm_upstream,
     add_port,
+    add_replay_source,
     env,
     env_float,
     env_int,
 )
 from llm_proxy.app import create_app
-from llm_proxy.errors import ProxyError
+from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
-from llm_proxy.routes import Routes, default_routes, load_routes
+from llm_proxy.routes import Routes, default_routes, load_routes, replay_routes
 from llm_proxy.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEMO_DELAY_MS,
@@ -70,6 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="TOML file mapping model names to upstreams with fallbacks "
         "(env AGENT_PROXY_ROUTES; unset: --llm-base-url and --model, or the demo model)",
     )
+    add_replay_source(parser)
     parser.add_argument(
         "--connect-timeout",
         type=_positive_seconds,
@@ -148,6 +152,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _routes(args: argparse.Namespace) -> Routes:
+    if args.replay is not None:
+        if args.routes is not None or args.llm_base_url:
+            raise RoutesError(
+                "--replay serves only the recording: drop --routes and --llm-base-url"
+            )
+        return replay_routes(args.replay, args.replay_session, args.model)
     if args.routes is None:
         return default_routes(args.llm_base_url, args.llm_api_key, args.model)
     if args.llm_base_url:

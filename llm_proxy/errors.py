@@ -29,6 +29,10 @@ class RoutesError(ProxyError):
     """The routing configuration cannot be used; the message names the entry and the fix."""
 
 
+class ReplaySourceError(ProxyError):
+    """The transcript to replay cannot be read; the message names the file and the problem."""
+
+
 class ApiError(ProxyError):
     """A failure reported to the API client in OpenAI's error shape."""
 
@@ -90,6 +94,26 @@ class UnknownUrl(ApiError):
     status = 404
     type = "invalid_request_error"
     code = "unknown_url"
+
+
+class ReplayMismatch(ApiError):
+    """The request equals no recorded request of the replayed session; the message says where
+    it differs from the nearest one."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "replay_mismatch"
+
+
+class ReplayedFailure(ApiError):
+    """A model failure as the replayed session recorded it, with the status it came with."""
+
+    type = "upstream_error"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class UpstreamError(ApiError):

@@ -14,10 +14,16 @@ before failed before its first byte):
     [models.demo]
     upstreams = [{ backend = "demo" }]
 
+    [models.replayed]
+    upstreams = [{ backend = "replay", db = "t.db", session = "s_0123abcd" }]
+
 An upstream entry has `backend` ("openai", the default, for any OpenAI-compatible
-server, or "demo" for the built-in demo model); an "openai" entry has `base_url`,
-optionally `model` (the upstream's name for it; default: the table's name) and
-`api_key_env` (the environment variable holding its key; keys never live in the file).
+server, "demo" for the built-in demo model, or "replay" for a recorded session's
+model responses); an "openai" entry has `base_url`, optionally `model` (the
+upstream's name for it; default: the table's name) and `api_key_env` (the
+environment variable holding its key; keys never live in the file). A "replay"
+entry has `db` (a transcript database, relative to the routes file's directory)
+and `session` (the recorded session's id).
 """
 
 from __future__ import annotations
@@ -32,11 +38,15 @@ from typing import Any
 from llm_proxy.backend import Backend
 from llm_proxy.demo import DEMO_MODEL
 from llm_proxy.demo_backend import DemoBackend
-from llm_proxy.errors import RoutesError
+from llm_proxy.errors import ReplaySourceError, RoutesError
+from llm_proxy.replay_backend import ReplayBackend
 from llm_proxy.settings import ProxySettings
+from llm_proxy.transcript_reader import RecordedSession, read_recorded_session
 from llm_proxy.upstream import UpstreamBackend
 
 _OPENAI_KEYS = frozenset({"backend", "base_url", "model", "api_key_env"})
+_REPLAY_KEYS = frozenset({"backend", "db", "session"})
+REPLAY_MODEL = "replay"
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,14 @@ class DemoTarget:
     """The built-in offline demo model."""
 
 
-Target = UpstreamTarget | DemoTarget
+@dataclass(frozen=True)
+class ReplayTarget:
+    """A recorded session's model responses, read when the routes are loaded."""
+
+    session: RecordedSession = field(repr=False)
+
+
+Target = UpstreamTarget | DemoTarget | ReplayTarget
 Routes = dict[str, tuple[Target, ...]]
 
 
@@ -66,6 +83,18 @@ def default_routes(base_url: str | None, api_key: str | None, model: str | None)
             "--llm-base-url needs --model: the name to serve and ask the upstream for"
         )
     return {model: (UpstreamTarget(base_url, model, api_key),)}
+
+
+def replay_routes(db: Path, session_id: str | None, model: str | None) -> Routes:
+    """The routes of --replay: the recorded session, served under `model`, else the model name
+    it recorded, else `replay` (a session that used its endpoint's default model records none)."""
+    if not session_id:
+        raise RoutesError(
+            "--replay needs --replay-session ID: the recorded session to serve "
+            f"(`agent-service transcripts list --db {db}` lists them)"
+        )
+    session = read_recorded_session(db, session_id)
+    return {model or session.model or REPLAY_MODEL: (ReplayTarget(session),)}
 
 
 def load_routes(path: Path, environ: Mapping[str, str] = os.environ) -> Routes:
@@ -88,15 +117,15 @@ def load_routes(path: Path, environ: Mapping[str, str] = os.environ) -> Routes:
 def build_backends(routes: Routes, settings: ProxySettings) -> dict[str, tuple[Backend, ...]]:
     """A backend for every target of every route, the demo model shared by all."""
     demo = DemoBackend(settings.demo_delay)
-    return {
-        name: tuple(
-            demo
-            if isinstance(target, DemoTarget)
-            else UpstreamBackend(target.base_url, target.api_key, target.model, settings)
-            for target in targets
-        )
-        for name, targets in routes.items()
-    }
+
+    def backend(target: Target) -> Backend:
+        if isinstance(target, DemoTarget):
+            return demo
+        if isinstance(target, ReplayTarget):
+            return ReplayBackend(target.session)
+        return UpstreamBackend(target.base_url, target.api_key, target.model, settings)
+
+    return {name: tuple(backend(target) for target in targets) for name, targets in routes.items()}
 
 
 def _targets(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> tuple[Target, ...]:
@@ -107,12 +136,12 @@ def _targets(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> t
     if not isinstance(upstreams, list) or not upstreams:
         raise RoutesError(f"{where}: `upstreams` must be a non-empty list of tables")
     return tuple(
-        _target(f"{where} upstream {index + 1}", name, upstream, environ)
+        _target(f"{where} upstream {index + 1}", path, name, upstream, environ)
         for index, upstream in enumerate(upstreams)
     )
 
 
-def _target(where: str, name: str, upstream: Any, environ: Mapping[str, str]) -> Target:
+def _target(where: str, path: Path, name: str, upstream: Any, environ: Mapping[str, str]) -> Target:
     if not isinstance(upstream, dict):
         raise RoutesError(f'{where} must be a table like {{ base_url = "..." }}')
     backend = upstream.get("backend", "openai")
@@ -120,8 +149,10 @@ def _target(where: str, name: str, upstream: Any, environ: Mapping[str, str]) ->
         if set(upstream) != {"backend"}:
             raise RoutesError(f"{where}: a demo entry takes no other keys")
         return DemoTarget()
+    if backend == "replay":
+        return _replay_target(where, path, upstream)
     if backend != "openai":
-        raise RoutesError(f'{where}: backend must be "openai" or "demo", not {backend!r}')
+        raise RoutesError(f'{where}: backend must be "openai", "demo" or "replay", not {backend!r}')
     unknown = set(upstream) - _OPENAI_KEYS
     if unknown:
         raise RoutesError(f"{where}: unknown keys {sorted(unknown)}")
@@ -140,3 +171,16 @@ def _target(where: str, name: str, upstream: Any, environ: Mapping[str, str]) ->
     if not api_key:
         raise RoutesError(f"{where}: environment variable {key_env} (its API key) is not set")
     return UpstreamTarget(base_url, model, api_key)
+
+
+def _replay_target(where: str, path: Path, upstream: dict[str, Any]) -> ReplayTarget:
+    unknown = set(upstream) - _REPLAY_KEYS
+    if unknown:
+        raise RoutesError(f"{where}: unknown keys {sorted(unknown)}")
+    db, session_id = upstream.get("db"), upstream.get("session")
+    if not isinstance(db, str) or not db or not isinstance(session_id, str) or not session_id:
+        raise RoutesError(f"{where}: a replay entry needs `db` and `session`, both strings")
+    try:
+        return ReplayTarget(read_recorded_session(path.parent / db, session_id))
+    except ReplaySourceError as exc:
+        raise RoutesError(f"{where}: {exc}") from None
