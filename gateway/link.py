@@ -14,13 +14,15 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wire import ErrorCode
+
 PRINCIPAL_HEADER = "X-Agent-Principal"
 
 
 class LinkError(Exception):
     """The orchestrator cannot be reached or refused the link."""
 
-    code = "orchestrator_unavailable"
+    code = ErrorCode.ORCHESTRATOR_UNAVAILABLE
 
 
 class SessionChannel(Protocol):

@@ -127,7 +127,7 @@ class SessionRuntime:
             previous.send(
                 encode(
                     Error(
-                        code="session_taken_over",
+                        code=ErrorCode.SESSION_TAKEN_OVER,
                         message="another connection resumed this session",
                         source=ErrorSource.PROTOCOL,
                         fatal=True,

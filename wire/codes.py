@@ -13,7 +13,6 @@ class ErrorCode(StrEnum):
     INVALID_FRAME = "invalid_frame"
     TOO_LARGE = "too_large"
     HELLO_REQUIRED = "hello_required"
-    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     UNKNOWN_SESSION = "unknown_session"
     RESUME_GAP = "resume_gap"
     BUSY = "busy"
@@ -23,7 +22,7 @@ class ErrorCode(StrEnum):
     LATE_RESULT = "late_result"
     SESSION_LIMIT = "session_limit"
     SESSION_TAKEN_OVER = "session_taken_over"
-    SHUTTING_DOWN = "shutting_down"
+    ORCHESTRATOR_UNAVAILABLE = "orchestrator_unavailable"
     # agent: the orchestrator ended or repaired a step
     MAX_STEPS = "max_steps"
     STUCK = "stuck"
