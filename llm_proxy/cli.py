@@ -32,6 +32,7 @@ from agent_service.options import (
 from llm_proxy.app import create_app
 from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
+from llm_proxy.listener import listening_socket
 from llm_proxy.routes import Routes, default_routes, load_routes, replay_routes
 from llm_proxy.settings import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -130,6 +131,14 @@ def run(args: argparse.Namespace) -> int:
             "use the upstreams",
             extra={"host": args.host},
         )
+    try:
+        listener = listening_socket(args.host, args.proxy_port)
+    except OSError as exc:
+        logger.error(
+            "cannot listen", extra={"host": args.host, "port": args.proxy_port, "reason": str(exc)}
+        )
+        print(f"llm-proxy: cannot listen on {args.host}:{args.proxy_port}: {exc}", file=sys.stderr)
+        return 2
     app = create_app(routes, keys, settings)
     logger.info(
         "llm-proxy starting",
@@ -141,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     app.run(
-        host=args.host,
-        port=args.proxy_port,
+        sock=listener,
         single_process=True,
         access_log=False,
         motd=False,
