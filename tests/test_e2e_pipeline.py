@@ -21,6 +21,7 @@ from ide_client.errors import ToolFailure
 from ide_client.sample import create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
+from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import FakeUpstream, Step, text_stream, tool_call_stream
 from tests.support.procs import free_port, wait_healthy
 from tests.support.stack import running_stack
@@ -203,7 +204,7 @@ async def test_split_tool_call_arguments_from_a_real_upstream_are_reassembled(
     second = upstream_requests[-1].json["messages"]
     assert second[-2]["tool_calls"][0]["function"]["arguments"] == arguments
     assert second[-1]["role"] == "tool" and "function login" in second[-1]["content"]
-    assert upstream_requests[-1].headers.get("authorization") == "Bearer sk-test-upstream-key"
+    assert upstream_requests[-1].headers.get("authorization") == f"Bearer {UPSTREAM_API_KEY}"
 
 
 def test_ide_command_runs_one_turn_and_prints_tools_and_text(

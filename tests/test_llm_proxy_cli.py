@@ -13,6 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.procs import ROOT, ServiceProcess, free_port
 from tests.support.proxy_process import running_proxy
@@ -139,7 +140,7 @@ def test_llm_proxy_serves_the_model_named_by_its_flags_with_the_given_upstream_k
             "--model",
             "local-model",
             "--llm-api-key",
-            "sk-secret-upstream",
+            UPSTREAM_API_KEY,
         ) as proxy,
     ):
         api = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0)
@@ -149,5 +150,5 @@ def test_llm_proxy_serves_the_model_named_by_its_flags_with_the_given_upstream_k
 
     assert answer.choices[0].message.content == "Hello from the fake upstream."
     assert upstream.requests[0].json["model"] == "local-model"
-    assert upstream.requests[0].headers["authorization"] == "Bearer sk-secret-upstream"
-    assert "sk-secret-upstream" not in output
+    assert upstream.requests[0].headers["authorization"] == f"Bearer {UPSTREAM_API_KEY}"
+    assert UPSTREAM_API_KEY not in output

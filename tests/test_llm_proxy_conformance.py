@@ -11,6 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import (
     FakeUpstream,
     Sleep,
@@ -23,7 +24,7 @@ from tests.support.procs import free_port
 from tests.support.proxy_process import RunningProxy, running_proxy
 
 PROXY_KEY = "proxy-key-for-tests"
-UPSTREAM_KEY = "sk-upstream-key-for-tests"
+UPSTREAM_KEY = UPSTREAM_API_KEY
 USER = [{"role": "user", "content": "Say hello"}]
 TOOLS = [
     {

@@ -8,6 +8,7 @@ import pytest
 
 from llm_proxy.errors import RoutesError
 from llm_proxy.routes import DemoTarget, UpstreamTarget, default_routes, load_routes
+from tests.support.fake_credentials import UPSTREAM_API_KEY
 
 EXAMPLE = """
 [models.smart]
@@ -29,16 +30,16 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_routes_file_maps_each_model_to_its_upstreams_in_order(tmp_path: Path) -> None:
-    routes = load_routes(write(tmp_path, EXAMPLE), {"EXAMPLE_KEY": "sk-example"})
+    routes = load_routes(write(tmp_path, EXAMPLE), {"EXAMPLE_KEY": UPSTREAM_API_KEY})
 
     assert list(routes) == ["smart", "demo"]
     assert routes["smart"] == (
-        UpstreamTarget("https://api.example.com/v1", "big-model", "sk-example"),
+        UpstreamTarget("https://api.example.com/v1", "big-model", UPSTREAM_API_KEY),
         UpstreamTarget("http://127.0.0.1:11434/v1", "smart"),
         DemoTarget(),
     )
     assert routes["demo"] == (DemoTarget(),)
-    assert "sk-example" not in repr(routes)
+    assert UPSTREAM_API_KEY not in repr(routes)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,15 @@ from agent_service.options import add_internal_token, add_llm_upstream, add_toke
 from agent_service.transcript_flags import add_recording_flags, open_recorder
 from orchestrator.codec import encode
 from orchestrator.events import ToolResultReceived
+from tests.support.fake_credentials import (
+    AWS_ACCESS_KEY_ID,
+    GITHUB_TOKEN,
+    GOOGLE_API_KEY,
+    JWT,
+    OPENAI_STYLE_KEY,
+    PRIVATE_KEY_BLOCK,
+    SLACK_TOKEN,
+)
 from tests.support.recorded_session import record_session
 from transcripts import (
     DEFAULT_PATTERNS,
@@ -24,21 +33,18 @@ from transcripts import (
     verify_session,
 )
 
-API_KEY = "sk-proj-" + "Zq8vT3mW" * 6
+API_KEY = OPENAI_STYLE_KEY
 GATEWAY_TOKEN = "gw-token-4f9d2c7e1a8b3f6d"
 INTERNAL_TOKEN = "link-secret-9c1e7b4a2d6f"
 SECRETS = {
     "openai_style_key": API_KEY,
-    "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
-    "github_token": "ghp_" + "a1B2c3D4e5" * 4,
-    "slack_token": "xoxb-1234567890-abcdefghij",
-    "google_api_key": "AIza" + "SyD3x9Kq_7vLm2Np8Rt4Wb6Yc1Zf5Hj0GkE"[:35],
+    "aws_access_key_id": AWS_ACCESS_KEY_ID,
+    "github_token": GITHUB_TOKEN,
+    "slack_token": SLACK_TOKEN,
+    "google_api_key": GOOGLE_API_KEY,
     "bearer_token": "Bearer " + "eyJhbGciOi.payload.sig-" + "7" * 12,
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
-    "private_key_block": (
-        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACDc\n"
-        "-----END OPENSSH PRIVATE KEY-----"
-    ),
+    "jwt": JWT,
+    "private_key_block": PRIVATE_KEY_BLOCK,
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agent_service.stack import ServiceStack, StackConfig
+from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.procs import free_port
 
 TEST_TOKEN = "test-token-0123456789"
@@ -27,7 +28,7 @@ def stack_config(
         token=TEST_TOKEN,
         internal_token="internal-test-secret",
         llm_base_url=llm_base_url,
-        llm_api_key="sk-test-upstream-key" if llm_base_url else None,
+        llm_api_key=UPSTREAM_API_KEY if llm_base_url else None,
         model=model,
         extra_args={"llm-proxy": ["--demo-delay-ms", "0"], **(extra_args or {})},
     )
