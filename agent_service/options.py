@@ -33,6 +33,21 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def add_number(parser: argparse.ArgumentParser, flag: str, default: float, meaning: str) -> None:
+    """--<flag> with env AGENT_<FLAG>: an int or float setting, typed by its default."""
+    var = "AGENT_" + flag.upper().replace("-", "_")
+    if isinstance(default, int):
+        value: float = env_int(var, default)
+    else:
+        value = env_float(var, default)
+    parser.add_argument(
+        f"--{flag}",
+        type=type(default),
+        default=value,
+        help=f"{meaning} (env {var}, default %(default)s)",
+    )
+
+
 def add_host(parser: argparse.ArgumentParser) -> None:
     """--host: the interface every server binds."""
     parser.add_argument(

@@ -14,10 +14,10 @@ from agent_service.options import (
     DEFAULT_PROXY_PORT,
     add_host,
     add_internal_token,
+    add_number,
     add_port,
     add_token,
     env,
-    env_int,
 )
 from gateway.app import (
     DEFAULT_MAX_CONNECTIONS,
@@ -58,18 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a browser Origin allowed to connect; repeatable (env AGENT_ALLOWED_ORIGINS, "
         "comma-separated; default: none)",
     )
-    parser.add_argument(
-        "--max-frame-bytes",
-        type=int,
-        default=env_int("AGENT_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES),
-        help="largest client frame accepted (env AGENT_MAX_FRAME_BYTES, default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=env_int("AGENT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
-        help="IDE connections this gateway serves at once (env AGENT_MAX_CONNECTIONS, "
-        "default %(default)s)",
+    add_number(parser, "max-frame-bytes", DEFAULT_MAX_FRAME_BYTES, "largest client frame accepted")
+    add_number(
+        parser,
+        "max-connections",
+        DEFAULT_MAX_CONNECTIONS,
+        "IDE connections this gateway serves at once",
     )
 
 

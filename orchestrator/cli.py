@@ -13,9 +13,8 @@ from agent_service.options import (
     add_host,
     add_internal_token,
     add_llm_upstream,
+    add_number,
     add_port,
-    env_float,
-    env_int,
 )
 from agent_service.transcript_flags import add_recording_flags, open_recorder
 from orchestrator.core import CoreConfig
@@ -35,65 +34,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_internal_token(parser)
     add_recording_flags(parser)
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=env_int("AGENT_MAX_STEPS", 25),
-        help="model calls allowed per turn (env AGENT_MAX_STEPS, default %(default)s)",
+    add_number(parser, "max-steps", 25, "model calls allowed per turn")
+    add_number(parser, "tool-timeout", 120.0, "seconds the IDE has to answer a tool call")
+    add_number(parser, "grace-period", 600.0, "seconds a session outlives its IDE connection")
+    add_number(
+        parser,
+        "max-tool-output",
+        64_000,
+        "characters of a tool result the model sees; the rest is cut with a visible marker",
     )
-    parser.add_argument(
-        "--tool-timeout",
-        type=float,
-        default=env_float("AGENT_TOOL_TIMEOUT", 120.0),
-        help="seconds the IDE has to answer a tool call (env AGENT_TOOL_TIMEOUT, default %(default)s)",
-    )
-    parser.add_argument(
-        "--grace-period",
-        type=float,
-        default=env_float("AGENT_GRACE_PERIOD", 600.0),
-        help="seconds a session outlives its IDE connection (env AGENT_GRACE_PERIOD, "
-        "default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-tool-output",
-        type=int,
-        default=env_int("AGENT_MAX_TOOL_OUTPUT", 64_000),
-        help="characters of a tool result the model sees; the rest is cut with a visible "
-        "marker (env AGENT_MAX_TOOL_OUTPUT, default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-user-message",
-        type=int,
-        default=env_int("AGENT_MAX_USER_MESSAGE", 256_000),
-        help="characters of a user message (env AGENT_MAX_USER_MESSAGE, default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-sessions",
-        type=int,
-        default=env_int("AGENT_MAX_SESSIONS", 10_000),
-        help="live sessions this orchestrator holds (env AGENT_MAX_SESSIONS, default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-sessions-per-token",
-        type=int,
-        default=env_int("AGENT_MAX_SESSIONS_PER_TOKEN", 100),
-        help="live sessions one IDE token may hold (env AGENT_MAX_SESSIONS_PER_TOKEN, "
-        "default %(default)s)",
-    )
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=env_float("AGENT_DRAIN_TIMEOUT", 30.0),
-        help="on SIGTERM, seconds running turns get to finish (env AGENT_DRAIN_TIMEOUT, "
-        "default %(default)s)",
-    )
-    parser.add_argument(
-        "--llm-read-timeout",
-        type=float,
-        default=env_float("AGENT_LLM_READ_TIMEOUT", 300.0),
-        help="seconds the model may stay silent mid-stream (env AGENT_LLM_READ_TIMEOUT, "
-        "default %(default)s)",
-    )
+    add_number(parser, "max-user-message", 256_000, "characters of a user message")
+    add_number(parser, "max-sessions", 10_000, "live sessions this orchestrator holds")
+    add_number(parser, "max-sessions-per-token", 100, "live sessions one IDE token may hold")
+    add_number(parser, "drain-timeout", 30.0, "on SIGTERM, seconds running turns get to finish")
+    add_number(parser, "llm-read-timeout", 300.0, "seconds the model may stay silent mid-stream")
 
 
 def run(args: argparse.Namespace) -> int:
