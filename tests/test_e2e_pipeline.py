@@ -8,6 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
 from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import FakeUpstream, Step, text_stream, tool_call_stream
-from tests.support.procs import free_port, wait_healthy
+from tests.support.procs import ServiceProcess, free_port, running, wait_healthy
 from tests.support.stack import running_stack
 from tests.support.wsclient import Frame, ProtocolClient, numbered
 
@@ -274,3 +277,47 @@ async def test_up_runs_the_stack_and_stops_cleanly_on_sigterm(
         output = up.communicate(timeout=60)[0].decode(errors="replace")
     assert up.returncode == 0, output
     assert "up-token" not in output
+
+
+def test_gateway_healthz_is_200_only_while_orchestrator_and_proxy_answer(
+    demo_stack: StackConfig, tmp_path: Path
+) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{demo_stack.gateway_port}/healthz") as ok:
+        assert ok.status == 200
+        assert json.loads(ok.read()) == {"status": "ok", "orchestrator": True, "llm_proxy": True}
+
+    port = free_port()
+    lonely = ServiceProcess(
+        [
+            "gateway",
+            "--gateway-port",
+            str(port),
+            "--orchestrator-url",
+            f"ws://127.0.0.1:{free_port()}/v1/link",
+            "--proxy-url",
+            f"http://127.0.0.1:{demo_stack.proxy_port}",
+        ],
+        health_url=None,
+        log_path=tmp_path / "gateway.log",
+        env={"AGENT_TOKEN": "t"},
+    )
+    with running(lonely):
+        body = poll_health(f"http://127.0.0.1:{port}/healthz", expected_status=503)
+    assert body == {"status": "degraded", "orchestrator": False, "llm_proxy": True}
+
+
+def poll_health(url: str, expected_status: int) -> dict[str, Any]:
+    """The JSON body of `url` once it answers `expected_status` (the server may still be starting)."""
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as refused:
+            status, body = refused.code, refused.read()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if status == expected_status:
+            return dict(json.loads(body))
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered {expected_status}")
