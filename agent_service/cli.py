@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from typing import NoReturn
+
+from agent_service.failures import OperatorError, from_os_error, report
+from agent_service.logs import add_logging_flags, export_logging_flags
 
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,29 +27,75 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmarks.cli", "measure latency, throughput, CPU and memory per token"),
 }
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("agent-service")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the project's one error line (`agent-service <command>: ... (see --help)`)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, every subcommand configured by its own module."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="agent-service",
         description="Run an AI coding agent whose tools execute inside the IDE.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_version(parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=module.__doc__)
+        _add_version(command)
         module.configure(command)
+        add_logging_flags(command)
         command.set_defaults(run=module.run)
     return parser
 
 
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"agent-service {version()}",
+        help="print the version",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script: operator mistakes are one line, never a traceback."""
     args = build_parser().parse_args(argv)
+    export_logging_flags(args)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OperatorError as failure:
+        return report(args.command, failure)
+    except OSError as exc:
+        return report(args.command, from_os_error(exc))
+
+
+def _silence_stdout() -> None:
+    """The reader went away (`| head`): point stdout at /dev/null so exit flushes nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from agent_service.logs import configure_logging
+from agent_service.options import env
 from agent_service.stack import ServiceStack, StackConfig
 from gateway.app import GatewaySettings, build_app, serve
 from gateway.inprocess import InProcessLink
@@ -60,6 +61,7 @@ def add_in_process_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
+        default=env("AGENT_IN_PROCESS") in ("1", "true", "yes"),
         help="run gateway and orchestrator in one process, linked in memory "
-        "(the llm-proxy stays its own process)",
+        "(the llm-proxy stays its own process; env AGENT_IN_PROCESS=1)",
     )

@@ -21,6 +21,7 @@ from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    env,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
 from ide_client.client import IdeClient
@@ -38,8 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workspace",
         type=Path,
-        default=None,
-        help="where to create the sample git workspace (default: a new temporary directory)",
+        default=env("AGENT_DEMO_WORKSPACE"),
+        help="where to create the sample git workspace "
+        "(env AGENT_DEMO_WORKSPACE; default: a new temporary directory)",
     )
 
 

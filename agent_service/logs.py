@@ -1,53 +1,138 @@
-"""Structured logs: one JSON object per line on stderr, never a token or a key."""
+"""Structured logs on stderr: readable lines on a terminal, one JSON object a line otherwise.
+
+Every record carries its `extra=` fields; times are ISO-8601 in UTC. The format and
+level come from --log-format / --log-level (env AGENT_LOG_FORMAT / AGENT_LOG_LEVEL),
+which the command line exports so that child processes log the same way. Callers
+never pass tokens or keys in a record.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import sys
-import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+LEVEL_VAR = "AGENT_LOG_LEVEL"
+FORMAT_VAR = "AGENT_LOG_FORMAT"
+FORMATS = ("auto", "text", "json")
+LEVELS = ("debug", "info", "warning", "error")
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_NOISY = ("websockets", "httpx", "httpx2", "httpcore", "openai", "transitions", "sanic.access")
+_COLOURS = {"debug": "\x1b[2m", "info": "\x1b[36m", "warning": "\x1b[33m", "error": "\x1b[31m"}
+_RESET = "\x1b[0m"
+
+
+def iso_time(created: float) -> str:
+    """A record's time as ISO-8601 UTC with milliseconds."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD and not key.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record and its `extra=` fields as one JSON object."""
+    """A record and its `extra=` fields as one JSON object, for machines."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
+            "ts": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **_fields(record),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every logger of the process to stderr as JSON lines tagged with `service`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class TextFormatter(logging.Formatter):
+    """`time level service: message key=value ...`, coloured by level when asked, for people."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        service = fields.pop("service", record.name)
+        level = record.levelname.lower()
+        shown = f"{level:<7}"
+        if self.colour:
+            shown = f"{_COLOURS.get(level, '')}{shown}{_RESET}"
+        extras = " ".join(f"{key}={_short(value)}" for key, value in fields.items())
+        line = f"{iso_time(record.created)} {shown} {service}: {record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if (" " in text or not text) else text
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    """--log-level and --log-format, shared by every command."""
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        type=str.lower,
+        default=os.environ.get(LEVEL_VAR),
+        help=f"least severe level logged (env {LEVEL_VAR}; default info, warning for `ide`)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        type=str.lower,
+        default=os.environ.get(FORMAT_VAR) or "auto",
+        help=f"text for people, json for machines, auto: text on a terminal (env {FORMAT_VAR}, "
+        "default %(default)s)",
+    )
+
+
+def export_logging_flags(args: argparse.Namespace) -> None:
+    """Make the flags the process tree's settings: `configure_logging` and children read them."""
+    if getattr(args, "log_level", None):
+        os.environ[LEVEL_VAR] = args.log_level
+    if getattr(args, "log_format", None):
+        os.environ[FORMAT_VAR] = args.log_format
+
+
+def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every logger of the process to stderr, tagged with `service`, in the chosen format."""
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_formatter(out))
     handler.addFilter(_ServiceTag(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in (
-        "websockets",
-        "httpx",
-        "httpx2",
-        "httpcore",
-        "openai",
-        "transitions",
-        "sanic.access",
-    ):
+    root.setLevel((os.environ.get(LEVEL_VAR) or level).upper())
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.Formatter.converter = time.gmtime
+    # Sanic advises its own --debug/--dev flags on a terminal; our commands have none.
+    os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
+
+
+def _formatter(out: TextIO) -> logging.Formatter:
+    chosen = os.environ.get(FORMAT_VAR) or "auto"
+    terminal = out.isatty()
+    if chosen == "json" or (chosen == "auto" and not terminal):
+        return JsonFormatter()
+    return TextFormatter(colour=terminal and not os.environ.get("NO_COLOR"))
 
 
 class _ServiceTag(logging.Filter):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -33,19 +34,70 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def add_number(parser: argparse.ArgumentParser, flag: str, default: float, meaning: str) -> None:
-    """--<flag> with env AGENT_<FLAG>: an int or float setting, typed by its default."""
+def number_parser(kind: type[float], minimum: float | None, var: str) -> Callable[[str], float]:
+    """An argparse `type` reading an int or float at least `minimum` (None: more than 0);
+    argparse runs it on the environment's string default too, so a bad variable is named."""
+    wanted = f"at least {minimum:g}" if minimum is not None else "more than 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < (minimum or 0) or (minimum is None and value == 0):
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {noun} {wanted}; it comes from the flag or {var}"
+            )
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_number(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: float,
+    meaning: str,
+    *,
+    minimum: float | None = None,
+) -> None:
+    """--<flag> with env AGENT_<FLAG>: an int or float setting, typed by its default, more
+    than 0 unless `minimum` says otherwise."""
     var = "AGENT_" + flag.upper().replace("-", "_")
-    if isinstance(default, int):
-        value: float = env_int(var, default)
-    else:
-        value = env_float(var, default)
+    kind: type[float] = int if isinstance(default, int) else float
     parser.add_argument(
         f"--{flag}",
-        type=type(default),
-        default=value,
-        help=f"{meaning} (env {var}, default %(default)s)",
+        type=number_parser(kind, minimum, var),
+        default=os.environ.get(var) or default,
+        help=f"{meaning} (env {var}, default {default})",
     )
+
+
+def add_port(parser: argparse.ArgumentParser, name: str, default: int) -> None:
+    """--<name>-port with env AGENT_<NAME>_PORT, 0 (any free port) to 65535."""
+    var = f"AGENT_{name.upper().replace('-', '_')}_PORT"
+    parser.add_argument(
+        f"--{name}-port",
+        type=_port_parser(var),
+        default=os.environ.get(var) or default,
+        help=f"port of the {name} (env {var}, default {default})",
+    )
+
+
+def _port_parser(var: str) -> Callable[[str], int]:
+    read = number_parser(int, 0, var)
+
+    def parse(text: str) -> int:
+        port = int(read(text))
+        if port > 65535:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a port (0 to 65535); it comes from the flag or {var}"
+            )
+        return port
+
+    return parse
 
 
 def add_host(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +106,6 @@ def add_host(parser: argparse.ArgumentParser) -> None:
         "--host",
         default=env("AGENT_HOST", DEFAULT_HOST),
         help="interface to bind (env AGENT_HOST, default %(default)s)",
-    )
-
-
-def add_port(parser: argparse.ArgumentParser, name: str, default: int) -> None:
-    """--<name>-port with env AGENT_<NAME>_PORT."""
-    var = f"AGENT_{name.upper().replace('-', '_')}_PORT"
-    parser.add_argument(
-        f"--{name}-port",
-        type=int,
-        default=env_int(var, default),
-        help=f"port of the {name} (env {var}, default %(default)s)",
     )
 
 

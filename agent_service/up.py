@@ -3,7 +3,7 @@
 Without --llm-base-url the proxy serves the built-in offline demo model. With
 --replay DB --replay-session ID it serves that recorded session's model
 responses instead, for a live re-run with `agent-service ide --replay ID`.
-Ctrl-C or SIGTERM stops all three cleanly.
+Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stops all three cleanly.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
     model = args.model
     if args.replay and args.llm_base_url:
         raise StackError("--replay serves the recorded session: drop --llm-base-url")
+    if model and model != "demo" and not (args.llm_base_url or args.replay):
+        raise StackError(
+            f"--model {model} needs --llm-base-url (without one the built-in demo model answers)"
+        )
     if args.llm_base_url and not model:
         model = first_model(args.llm_base_url, args.llm_api_key)
     return StackConfig(
@@ -115,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGHUP, request_stop)
     try:
         stack.start()
     except StackError as exc:

@@ -9,7 +9,9 @@ reconnecting IDE.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import signal
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +98,7 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.config.WEBSOCKET_PING_INTERVAL = 20
     app.config.WEBSOCKET_PING_TIMEOUT = 20
     app.ctx.connections = 0
+    app.before_server_start(_stop_on_hangup)
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:
@@ -145,8 +148,13 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     return app
 
 
+async def _stop_on_hangup(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    """A closed terminal (SIGHUP) stops the gateway as cleanly as SIGINT and SIGTERM do."""
+    loop.add_signal_handler(signal.SIGHUP, functools.partial(app.stop, terminate=False))
+
+
 def serve(app: Sanic, host: str, port: int) -> None:
-    """Run the gateway app in this process until SIGINT/SIGTERM."""
+    """Run the gateway app in this process until SIGINT/SIGTERM/SIGHUP."""
     app.run(
         host=host,
         port=port,

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 from agent_service.logs import configure_logging
-from agent_service.options import add_token, env, env_float, env_int
+from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
 from ide_client.client import DEFAULT_URL, IdeClient
 from ide_client.display import ConsoleDisplay
@@ -63,8 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workspace",
         type=Path,
+        default=env("AGENT_WORKSPACE"),
         help="directory the tools work in; nothing outside it is read or written "
-        "(required unless --replay)",
+        "(env AGENT_WORKSPACE; required unless --replay)",
     )
     parser.add_argument(
         "--url",
@@ -72,11 +73,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the gateway's WebSocket endpoint (env AGENT_GATEWAY_URL, default %(default)s)",
     )
     add_token(parser, unset_means="the command stops and asks for one")
-    parser.add_argument(
-        "--max-file-bytes",
-        type=int,
-        default=env_int("AGENT_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
-        help="largest file the tools read or write (env AGENT_MAX_FILE_BYTES, default %(default)s)",
+    add_number(
+        parser, "max-file-bytes", DEFAULT_MAX_FILE_BYTES, "largest file the tools read or write"
     )
     parser.add_argument(
         "--create-sample",
@@ -91,13 +89,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "with `--replay DB --replay-session ID`)",
     )
     add_db_flag(parser)
-    parser.add_argument(
-        "--replay-turn-timeout",
-        type=float,
-        default=env_float("AGENT_REPLAY_TURN_TIMEOUT", DEFAULT_REPLAY_TURN_TIMEOUT),
-        metavar="SECONDS",
-        help="longest a replayed turn may take to come to rest "
-        "(env AGENT_REPLAY_TURN_TIMEOUT, default %(default)s)",
+    add_number(
+        parser,
+        "replay-turn-timeout",
+        DEFAULT_REPLAY_TURN_TIMEOUT,
+        "longest a replayed turn may take to come to rest, in seconds",
     )
 
 

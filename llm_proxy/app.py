@@ -10,9 +10,12 @@ upstream request on the spot.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
+import signal
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -56,7 +59,13 @@ def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sani
     app.add_route(endpoints.healthz, "/healthz", methods=["GET"])
     app.error_handler.add(Exception, endpoints.error_response)
     app.after_server_stop(endpoints.close)
+    app.before_server_start(_stop_on_hangup)
     return app
+
+
+async def _stop_on_hangup(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    """A closed terminal (SIGHUP) stops the proxy as cleanly as SIGINT and SIGTERM do."""
+    loop.add_signal_handler(signal.SIGHUP, functools.partial(app.stop, terminate=False))
 
 
 class _Endpoints:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import sys
 from pathlib import Path
 
+from agent_service.failures import OperatorError, from_os_error, report
 from agent_service.logs import configure_logging
 from agent_service.options import (
     DEFAULT_PROXY_PORT,
@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
         keys = ProxyKeys(_keys(args))
     except (ProxyError, OSError) as exc:
         logger.error("cannot start", extra={"reason": str(exc)})
-        print(f"llm-proxy: {exc}", file=sys.stderr)
-        return 2
+        return report("llm-proxy", OperatorError(str(exc), "check --routes and the key flags"))
     settings = ProxySettings(
         connect_timeout=args.connect_timeout,
         idle_timeout=args.idle_timeout,
@@ -137,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
         logger.error(
             "cannot listen", extra={"host": args.host, "port": args.proxy_port, "reason": str(exc)}
         )
-        print(f"llm-proxy: cannot listen on {args.host}:{args.proxy_port}: {exc}", file=sys.stderr)
-        return 2
+        failure = from_os_error(exc)
+        failure.what = f"cannot listen on {args.host}:{args.proxy_port}: {failure.what}"
+        return report("llm-proxy", failure)
     app = create_app(routes, keys, settings)
     logger.info(
         "llm-proxy starting",

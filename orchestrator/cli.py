@@ -46,7 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_number(parser, "max-user-message", 256_000, "characters of a user message")
     add_number(parser, "max-sessions", 10_000, "live sessions this orchestrator holds")
     add_number(parser, "max-sessions-per-token", 100, "live sessions one IDE token may hold")
-    add_number(parser, "drain-timeout", 30.0, "on SIGTERM, seconds running turns get to finish")
+    add_number(
+        parser, "drain-timeout", 30.0, "on SIGTERM, seconds running turns get to finish", minimum=0
+    )
     add_number(parser, "llm-read-timeout", 300.0, "seconds the model may stay silent mid-stream")
 
 

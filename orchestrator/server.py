@@ -65,11 +65,11 @@ class OrchestratorServer:
         )
 
     async def serve_until_signalled(self) -> None:
-        """Serve until SIGINT or SIGTERM, then close every link with 1001 and stop."""
+        """Serve until SIGINT, SIGTERM or SIGHUP, then close every link with 1001 and stop."""
         await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         log.info(
             "orchestrator listening", extra={"host": self.settings.host, "port": self.settings.port}
