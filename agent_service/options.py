@@ -109,7 +109,12 @@ def add_host(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_llm_upstream(parser: argparse.ArgumentParser, *, unset_means: str) -> None:
+def add_llm_upstream(
+    parser: argparse.ArgumentParser,
+    *,
+    unset_means: str,
+    model_unset_means: str = "the endpoint's first model, or 'demo' for the built-in demo model",
+) -> None:
     """--llm-base-url, --llm-api-key and --model: which OpenAI-compatible endpoint to call."""
     parser.add_argument(
         "--llm-base-url",
@@ -125,8 +130,7 @@ def add_llm_upstream(parser: argparse.ArgumentParser, *, unset_means: str) -> No
     parser.add_argument(
         "--model",
         default=env("AGENT_MODEL"),
-        help="model name to request (env AGENT_MODEL; unset: the endpoint's first model, "
-        "or 'demo' for the built-in demo model)",
+        help=f"model name to request (env AGENT_MODEL; unset: {model_unset_means})",
     )
 
 

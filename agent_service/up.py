@@ -9,10 +9,13 @@ Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stops all three cleanly.
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from types import FrameType
 
 import openai
@@ -83,6 +86,19 @@ def first_model(base_url: str, api_key: str | None) -> str:
     return models[0]
 
 
+def upstream_problems(config: StackConfig) -> list[str]:
+    """What the proxy's readiness probe says is wrong with the LLM endpoint (empty: nothing)."""
+    url = f"http://{config.host}:{config.proxy_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as unready:
+        body = json.loads(unready.read())
+    except OSError as exc:
+        return [f"cannot ask the llm-proxy whether its upstream is ready ({exc})"]
+    return [str(problem) for problem in body.get("problems", [])]
+
+
 def _recording_args(args: argparse.Namespace) -> list[str]:
     """The recording flags, passed on to the orchestrator process."""
     if not args.transcripts:
@@ -126,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"agent-service up: {exc}", file=sys.stderr)
         return 1
     _announce(config, args)
+    for problem in upstream_problems(config):
+        print(f"agent-service up: warning: {problem}", file=sys.stderr, flush=True)
     failed = None
     while not stop.wait(0.5):
         failed = stack.failed_service()

@@ -31,8 +31,9 @@ from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
 from llm_proxy.errors import ApiError, InvalidRequest, ModelNotFound, UnknownUrl, UpstreamError
 from llm_proxy.failover import RetryPolicy, first_success, open_stream
 from llm_proxy.keys import ProxyKeys
-from llm_proxy.routes import Routes, build_backends
+from llm_proxy.routes import WILDCARD, Routes, build_backends
 from llm_proxy.settings import ProxySettings
+from llm_proxy.upstream import UpstreamBackend
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,11 @@ def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sani
     app.add_route(endpoints.list_models, "/v1/models", methods=["GET"])
     app.add_route(endpoints.get_model, "/v1/models/<model_id:path>", methods=["GET"])
     app.add_route(endpoints.healthz, "/healthz", methods=["GET"])
+    app.add_route(endpoints.readyz, "/readyz", methods=["GET"])
     app.error_handler.add(Exception, endpoints.error_response)
     app.after_server_stop(endpoints.close)
     app.before_server_start(_stop_on_hangup)
+    app.after_server_start(endpoints.report_readiness)
     return app
 
 
@@ -97,11 +100,14 @@ class _Endpoints:
         return json_response(answer, dumps=json.dumps)
 
     async def list_models(self, request: Request) -> HTTPResponse:
-        """GET /v1/models: every model name a route is configured for."""
+        """GET /v1/models: every model name a route is configured for; behind a wildcard
+        route, also the names its upstreams list."""
         self._keys.check(request.headers.get("authorization"))
-        return json_response(
-            {"object": "list", "data": [_model_entry(name) for name in self._backends]}
-        )
+        names = [name for name in self._backends if name != WILDCARD]
+        for backend in self._backends.get(WILDCARD, ()):
+            if isinstance(backend, UpstreamBackend):
+                names += [name for name in await backend.model_names() if name not in names]
+        return json_response({"object": "list", "data": [_model_entry(name) for name in names]})
 
     async def get_model(self, request: Request, model_id: str) -> HTTPResponse:
         """GET /v1/models/{id}."""
@@ -110,8 +116,31 @@ class _Endpoints:
         return json_response(_model_entry(model_id))
 
     async def healthz(self, request: Request) -> HTTPResponse:
-        """GET /healthz: the server is up (upstreams are not probed)."""
+        """GET /healthz: the server is up (upstreams are not probed: liveness stays cheap)."""
         return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> HTTPResponse:
+        """GET /readyz: every upstream answers and takes its key; 503 names what does not."""
+        problems = await self._problems()
+        status = 503 if problems else 200
+        return json_response(
+            {"status": "unready" if problems else "ready", "problems": problems}, status=status
+        )
+
+    async def report_readiness(self, app: Sanic[Any, Any]) -> None:
+        """At start, say in the log which upstream cannot be reached or refuses its key."""
+        for problem in await self._problems():
+            logger.warning("upstream not ready", extra={"problem": problem})
+
+    async def _problems(self) -> list[str]:
+        upstreams = {
+            backend.label: backend
+            for backends in self._backends.values()
+            for backend in backends
+            if isinstance(backend, UpstreamBackend)
+        }
+        found = await asyncio.gather(*(backend.problem() for backend in upstreams.values()))
+        return [problem for problem in found if problem]
 
     def error_response(self, request: Request, exception: Exception) -> HTTPResponse:
         """Every failure before a response started, in OpenAI's error shape."""
@@ -133,7 +162,7 @@ class _Endpoints:
                     await backend.aclose()
 
     def _route(self, model: str) -> tuple[Backend, ...]:
-        backends = self._backends.get(model)
+        backends = self._backends.get(model) or self._backends.get(WILDCARD)
         if backends is None:
             raise ModelNotFound(
                 f"The model `{model}` does not exist or you do not have access to it.",

@@ -49,7 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """The llm-proxy flags, each with its environment variable."""
     add_host(parser)
     add_port(parser, "proxy", DEFAULT_PROXY_PORT)
-    add_llm_upstream(parser, unset_means="the built-in demo model")
+    add_llm_upstream(
+        parser,
+        unset_means="the built-in demo model",
+        model_unset_means="with --llm-base-url, every model name a caller asks for is forwarded",
+    )
     env_keys = env("AGENT_PROXY_KEY")
     parser.add_argument(
         "--proxy-key",

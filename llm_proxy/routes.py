@@ -17,6 +17,9 @@ before failed before its first byte):
     [models.replayed]
     upstreams = [{ backend = "replay", db = "t.db", session = "s_0123abcd" }]
 
+The table `[models."*"]` catches every model name no other table names; an
+"openai" entry there without `model` forwards the caller's model name as it came.
+
 An upstream entry has `backend` ("openai", the default, for any OpenAI-compatible
 server, "demo" for the built-in demo model, or "replay" for a recorded session's
 model responses); an "openai" entry has `base_url`, optionally `model` (the
@@ -47,14 +50,15 @@ from llm_proxy.upstream import UpstreamBackend
 _OPENAI_KEYS = frozenset({"backend", "base_url", "model", "api_key_env"})
 _REPLAY_KEYS = frozenset({"backend", "db", "session"})
 REPLAY_MODEL = "replay"
+WILDCARD = "*"
 
 
 @dataclass(frozen=True)
 class UpstreamTarget:
-    """An OpenAI-compatible server and the model to ask it for."""
+    """An OpenAI-compatible server and the model to ask it for (None: the caller's name)."""
 
     base_url: str
-    model: str
+    model: str | None
     api_key: str | None = field(default=None, repr=False)
 
 
@@ -75,13 +79,12 @@ Routes = dict[str, tuple[Target, ...]]
 
 
 def default_routes(base_url: str | None, api_key: str | None, model: str | None) -> Routes:
-    """The routes without a file: `model` at `base_url` if one is given, else only the demo."""
+    """The routes without a file: `model` at `base_url`, or every name the caller asks for
+    there when no model is given; only the demo without a base URL."""
     if not base_url:
         return {DEMO_MODEL: (DemoTarget(),)}
     if not model:
-        raise RoutesError(
-            "--llm-base-url needs --model: the name to serve and ask the upstream for"
-        )
+        return {WILDCARD: (UpstreamTarget(base_url, None, api_key),)}
     return {model: (UpstreamTarget(base_url, model, api_key),)}
 
 
@@ -159,8 +162,8 @@ def _target(where: str, path: Path, name: str, upstream: Any, environ: Mapping[s
     base_url = upstream.get("base_url")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise RoutesError(f"{where}: base_url must be an http:// or https:// URL")
-    model = upstream.get("model", name)
-    if not isinstance(model, str) or not model:
+    model = upstream.get("model", None if name == WILDCARD else name)
+    if model is not None and (not isinstance(model, str) or not model):
         raise RoutesError(f"{where}: model must be a non-empty string")
     key_env = upstream.get("api_key_env")
     if key_env is None:

@@ -32,7 +32,9 @@ import openai
 from llm_proxy.deadline import Deadline
 from llm_proxy.errors import (
     ApiError,
+    UpstreamAuthFailed,
     UpstreamBadResponse,
+    UpstreamStatus,
     UpstreamTimeout,
     UpstreamTruncated,
     UpstreamUnavailable,
@@ -46,10 +48,11 @@ DRAIN_SECONDS = 0.1
 
 
 class UpstreamBackend:
-    """Answers with `model` at an OpenAI-compatible `base_url` (OpenAI, vLLM, Ollama, ...)."""
+    """Answers with `model` at an OpenAI-compatible `base_url` (OpenAI, vLLM, Ollama, ...);
+    with no `model`, with the model the caller named."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, model: str, settings: ProxySettings
+        self, base_url: str, api_key: str | None, model: str | None, settings: ProxySettings
     ) -> None:
         self._base_url = base_url
         self._model = model
@@ -64,7 +67,7 @@ class UpstreamBackend:
 
     @property
     def label(self) -> str:
-        return f"{self._base_url} ({self._model})"
+        return f"{self._base_url} ({self._model or 'model named by the caller'})"
 
     async def stream(self, request: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         idle_timeout = self._settings.idle_timeout
@@ -116,12 +119,35 @@ class UpstreamBackend:
             )
         return body
 
+    async def model_names(self) -> list[str]:
+        """The models the upstream lists, for a wildcard route's `/v1/models`."""
+        with _FailureTranslator(self._base_url, self._settings):
+            async with asyncio.timeout(self._settings.connect_timeout):
+                page = await self._client.models.list()
+        return [entry.id for entry in page.data]
+
+    async def problem(self) -> str | None:
+        """Why the upstream cannot serve right now (unreachable, key refused), or None."""
+        try:
+            await self.model_names()
+        except UpstreamAuthFailed:
+            return f"{self._base_url} refuses the API key configured for it"
+        except UpstreamStatus as exc:
+            if exc.status == 404:
+                return None  # reachable; it just does not list its models
+            return f"{self._base_url}: {exc.message}"
+        except ApiError as exc:
+            return f"{self._base_url}: {exc.message}"
+        return None
+
     async def aclose(self) -> None:
         await self._client.close()
 
     async def _post(self, request: dict[str, Any], *, stream: bool) -> httpx2.Response:
         """The upstream's response, once its headers are in; its body is left to read."""
-        body = {**request, "model": self._model, "stream": stream}
+        body = {**request, "stream": stream}
+        if self._model is not None:
+            body["model"] = self._model
         response: httpx2.Response = await self._client.post(
             "/chat/completions", cast_to=httpx2.Response, body=body, stream=True
         )

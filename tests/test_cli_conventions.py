@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from agent_service.cli import COMMANDS, build_parser, version
+from tests.support.fake_credentials import UPSTREAM_API_KEY
+from tests.support.fake_upstream import FAKE_MODEL, FakeUpstream
 from tests.support.procs import ROOT, free_port, wait_healthy
 
 SERVERS = ("up", "gateway", "orchestrator", "llm-proxy")
@@ -275,3 +277,40 @@ def test_text_log_line_shape() -> None:
     assert stamp.endswith("Z") and "T" in stamp
     assert level == "info"
     assert rest.strip() == "svc: turn ended  seq=7 state=idle"
+
+
+def test_up_says_at_start_when_the_llm_endpoint_refuses_its_key() -> None:
+    ports = {name: free_port() for name in ("gateway", "orchestrator", "proxy")}
+    with FakeUpstream() as upstream:
+        upstream.api_key = UPSTREAM_API_KEY
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_service",
+                "up",
+                "--llm-base-url",
+                upstream.base_url,
+                "--model",
+                FAKE_MODEL,
+                "--llm-api-key",
+                "not-the-key",
+                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "AGENT_TOKEN": "up-token", "AGENT_LOG_LEVEL": "error"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert up.stdout is not None
+        seen = []
+        for line in up.stdout:  # until the warning, which follows the announcement
+            seen.append(line.decode(errors="replace"))
+            if "warning" in seen[-1]:
+                break
+        up.send_signal(signal.SIGTERM)
+        output = "".join(seen) + up.communicate(timeout=60)[0].decode(errors="replace")
+    assert up.returncode == 0, output
+    assert "agent-service up: warning: " in output
+    assert "refuses the API key" in output
+    assert "not-the-key" not in output

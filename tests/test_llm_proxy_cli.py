@@ -58,7 +58,6 @@ def test_llm_proxy_help_names_every_flag_with_its_environment_variable() -> None
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["--llm-base-url", "http://127.0.0.1:9/v1"], "--model"),
         (["--routes", "/nonexistent/routes.toml"], "cannot read routes file"),
     ],
 )
@@ -149,6 +148,83 @@ def test_llm_proxy_serves_the_model_named_by_its_flags_with_the_given_upstream_k
         output = proxy.service.output()
 
     assert answer.choices[0].message.content == "Hello from the fake upstream."
-    assert upstream.requests[0].json["model"] == "local-model"
-    assert upstream.requests[0].headers["authorization"] == f"Bearer {UPSTREAM_API_KEY}"
+    [asked] = [request for request in upstream.requests if request.method == "POST"]
+    assert asked.json["model"] == "local-model"
+    assert asked.headers["authorization"] == f"Bearer {UPSTREAM_API_KEY}"
     assert UPSTREAM_API_KEY not in output
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_llm_proxy_without_model_forwards_the_callers_model_name(tmp_path: Path) -> None:
+    with (
+        FakeUpstream() as upstream,
+        running_proxy(tmp_path, "--llm-base-url", upstream.base_url) as proxy,
+    ):
+        upstream.models = ["qwen2.5-coder", "llama3.1"]
+        api = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0)
+        listed = [model.id for model in api.models.list()]
+        api.chat.completions.create(model="llama3.1", messages=USER)
+
+    assert listed == ["qwen2.5-coder", "llama3.1"]
+    [asked] = [request for request in upstream.requests if request.method == "POST"]
+    assert asked.json["model"] == "llama3.1"
+
+
+def test_a_wildcard_route_catches_every_other_model_name(tmp_path: Path) -> None:
+    with FakeUpstream() as upstream:
+        routes = f"""
+[models.demo]
+upstreams = [{{ backend = "demo" }}]
+
+[models."*"]
+upstreams = [{{ base_url = "{upstream.base_url}" }}]
+"""
+        with running_proxy(tmp_path, routes=routes) as proxy:
+            api = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0)
+            demo = api.chat.completions.create(model="demo", messages=USER)
+            other = api.chat.completions.create(model="some-model", messages=USER)
+
+    assert demo.choices[0].message.content
+    assert other.choices[0].message.content == "Hello from the fake upstream."
+    [asked] = [request for request in upstream.requests if request.method == "POST"]
+    assert asked.json["model"] == "some-model"
+
+
+def test_readyz_probes_the_upstream_and_names_a_refused_key(tmp_path: Path) -> None:
+    with FakeUpstream() as upstream:
+        upstream.api_key = UPSTREAM_API_KEY
+        good = ("--llm-base-url", upstream.base_url, "--llm-api-key", UPSTREAM_API_KEY)
+        with running_proxy(tmp_path, *good, "--model", "m") as proxy:
+            ready = _get(f"http://127.0.0.1:{proxy.port}/readyz")
+        with running_proxy(
+            tmp_path, "--llm-base-url", upstream.base_url, "--model", "m", "--llm-api-key", "wrong"
+        ) as proxy:
+            refused = _get(f"http://127.0.0.1:{proxy.port}/readyz")
+            health = _get(f"http://127.0.0.1:{proxy.port}/healthz")
+            output = proxy.service.output()
+
+    assert ready == (200, {"status": "ready", "problems": []})
+    assert refused[0] == 503
+    assert refused[1]["status"] == "unready"
+    assert "refuses the API key" in str(refused[1]["problems"])
+    assert health[0] == 200  # liveness does not probe
+    assert "upstream not ready" in output  # said at start, in the log
+    assert "wrong" not in output
+
+
+def test_readyz_names_an_unreachable_upstream(tmp_path: Path) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/v1"
+    with running_proxy(
+        tmp_path, "--llm-base-url", unreachable, "--model", "m", "--connect-timeout", "2"
+    ) as proxy:
+        status, body = _get(f"http://127.0.0.1:{proxy.port}/readyz")
+
+    assert status == 503
+    assert unreachable in str(body["problems"])

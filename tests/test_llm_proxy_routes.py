@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llm_proxy.errors import RoutesError
-from llm_proxy.routes import DemoTarget, UpstreamTarget, default_routes, load_routes
+from llm_proxy.routes import WILDCARD, DemoTarget, UpstreamTarget, default_routes, load_routes
 from tests.support.fake_credentials import UPSTREAM_API_KEY
 
 EXAMPLE = """
@@ -76,6 +76,12 @@ def test_flags_route_the_named_model_to_the_upstream_when_one_is_given() -> None
     assert routes == {"llama": (UpstreamTarget("http://127.0.0.1:8000/v1", "llama", "sk-key"),)}
 
 
-def test_flags_need_a_model_name_when_an_upstream_is_given() -> None:
-    with pytest.raises(RoutesError, match="--model"):
-        default_routes("http://127.0.0.1:8000/v1", None, None)
+def test_flags_without_a_model_forward_every_name_to_the_upstream() -> None:
+    routes = default_routes("http://127.0.0.1:8000/v1", None, None)
+    assert routes == {WILDCARD: (UpstreamTarget("http://127.0.0.1:8000/v1", None, None),)}
+
+
+def test_a_wildcard_table_without_model_forwards_the_callers_name(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text('[models."*"]\nupstreams = [{ base_url = "http://127.0.0.1:1/v1" }]\n')
+    assert load_routes(path) == {WILDCARD: (UpstreamTarget("http://127.0.0.1:1/v1", None),)}

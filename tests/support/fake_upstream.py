@@ -18,8 +18,9 @@ returns the steps to play, in order:
 A streamed answer ends with a clean end of its chunked body when the steps run
 out, so a script without `DONE` tests a stream that ends early. Every request is
 recorded in `requests`, with events telling when the client disconnected and
-when the script was played to its end. POST /v1/chat/completions is the only
-endpoint; anything else gets a 404.
+when the script was played to its end. POST /v1/chat/completions plays the script,
+GET /v1/models lists `models`; anything else gets a 404. With `api_key` set, a
+request without that bearer key gets OpenAI's 401.
 """
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ class FakeUpstream:
     def __init__(self, script: Script = default_script) -> None:
         self.script = script
         self.requests: list[RecordedRequest] = []
+        self.models = [FAKE_MODEL]
+        self.api_key: str | None = None
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -259,6 +262,15 @@ class FakeUpstream:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         recorded = RecordedRequest(method, path, headers, json.loads(body) if body else None)
         self.requests.append(recorded)
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            refused = error_reply(401, "Incorrect API key provided.", code="invalid_api_key")
+            return await _write_reply(writer, refused)
+        if (method, path) == ("GET", "/v1/models"):
+            listing = [
+                {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+                for name in self.models
+            ]
+            return await _write_reply(writer, Reply(200, {"object": "list", "data": listing}))
         if (method, path) != ("POST", "/v1/chat/completions"):
             return await _write_reply(writer, error_reply(404, f"no {method} {path} here"))
         steps = list(self.script(recorded.json))
