@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
+from agent_service import config_file
 from agent_service.failures import OperatorError, from_os_error, report
 from agent_service.logs import add_logging_flags, export_logging_flags
 
@@ -62,8 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         _add_version(command)
         module.configure(command)
         add_logging_flags(command)
+        config_file.add_config_flag(command)
         command.set_defaults(run=module.run)
     return parser
+
+
+def commands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _add_version(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +87,15 @@ def _add_version(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script: operator mistakes are one line, never a traceback."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    path = config_file.chosen_path(arguments)
+    try:
+        if path is not None:
+            config_file.apply(commands_of(parser), config_file.load(path), path)
+    except OperatorError as failure:
+        return report("", failure)
+    args = parser.parse_args(arguments)
     export_logging_flags(args)
     try:
         return int(args.run(args))

@@ -49,7 +49,9 @@ def from_os_error(exc: OSError) -> OperatorError:
 
 def report(command: str, failure: OperatorError) -> int:
     """Print `failure` as the command's one line on stderr; the exit code to return."""
-    line = f"agent-service {command}: {failure.what}"
+    line = (
+        f"agent-service {command}: {failure.what}" if command else f"agent-service: {failure.what}"
+    )
     if failure.fix:
         line += f" ({failure.fix})"
     print(line, file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_a_port_in_use_is_one_line_with_a_fix(command: str, flag: str, busy_port
     assert line.endswith("choose another port)")
 
 
-def test_demo_into_a_non_empty_directory_is_one_line(tmp_path: object) -> None:
+def test_demo_into_a_non_empty_directory_is_one_line() -> None:
     done = agent_service("demo", "--workspace", str(ROOT / "docs"))
     assert done.returncode == 2
     assert done.stderr.strip().startswith("agent-service demo: ")
@@ -314,3 +315,71 @@ def test_up_says_at_start_when_the_llm_endpoint_refuses_its_key() -> None:
     assert "agent-service up: warning: " in output
     assert "refuses the API key" in output
     assert "not-the-key" not in output
+
+
+def _orchestrator_on(
+    candidates: list[int], port_from: dict[str, str], config: Path, *flags: str
+) -> int:
+    """Start the orchestrator with `config`, find which of the candidate ports it serves."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "agent_service", "orchestrator", "--config", str(config), *flags],
+        cwd=ROOT,
+        env={**os.environ, **port_from},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(400):
+            assert child.poll() is None, child.communicate()[1]
+            for port in candidates:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        return port
+            time.sleep(0.05)
+        raise TimeoutError("the orchestrator never listened")
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=30)
+
+
+def test_a_config_file_sets_defaults_under_env_and_flags(tmp_path: Path) -> None:
+    from_file, from_env, from_flag = (free_port() for _ in range(3))
+    ports = [from_file, from_env, from_flag]
+    config = tmp_path / "config.toml"
+    config.write_text(f'host = "127.0.0.1"\n\n[orchestrator]\norchestrator-port = {from_file}\n')
+
+    env = {"AGENT_ORCHESTRATOR_PORT": str(from_env)}
+    flag = ("--orchestrator-port", str(from_flag))
+    assert _orchestrator_on(ports, {}, config) == from_file
+    assert _orchestrator_on(ports, env, config) == from_env
+    assert _orchestrator_on(ports, env, config, *flag) == from_flag
+
+
+def test_the_default_config_file_is_read_from_the_config_home(tmp_path: Path) -> None:
+    home = tmp_path / "xdg"
+    (home / "agent-service").mkdir(parents=True)
+    (home / "agent-service" / "config.toml").write_text("[orchestrator]\nmax-steps = 0\n")
+    done = agent_service("orchestrator", env={"XDG_CONFIG_HOME": str(home)})
+    assert done.returncode == 2
+    assert done.stderr.startswith("agent-service orchestrator: argument --max-steps: '0'")
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("[orchestrator]\nmax-stepz = 3\n", "[orchestrator] has no setting 'max-stepz'"),
+        ("[orchestra]\nmax-steps = 3\n", "no command [orchestra]"),
+        ("no-such-flag = 1\n", "no command has the setting 'no-such-flag'"),
+        ("[orchestrator\n", "is not valid TOML"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_the_mistake(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    done = agent_service("orchestrator", "--config", str(config))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("agent-service: config file ")
+    assert complaint in line
