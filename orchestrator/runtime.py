@@ -27,9 +27,10 @@ from orchestrator.commands import (
     StartToolTimer,
 )
 from orchestrator.core import CoreConfig, SessionCore
-from orchestrator.events import Event, LlmFailed, LlmTextDelta, ToolTimedOut
+from orchestrator.events import Event, LlmFailed, LlmTextDelta, ToolResultReceived, ToolTimedOut
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
+from orchestrator.turn_log import TurnLog
 from wire import (
     TOOL_NAMES,
     Error,
@@ -85,12 +86,15 @@ class SessionRuntime:
         self._tool_call_seq: dict[str, int] = {}
         self._held_text: list[str] = []
         self._held_request_id = ""
+        self._turn_log = TurnLog(session_id)
 
     # ---- input -------------------------------------------------------------------------
 
     def feed(self, event: Event, origin: Attachment | None = None) -> None:
         """Apply one event and execute what the core says; `origin` gets rejection replies."""
         self._recorder.record_input(self.session_id, event)
+        if type(event) is ToolResultReceived:
+            self._turn_log.tool_answered(event.call_id, "ok" if event.ok else "failed")
         commands = self.core.handle(event)
         self._recorder.record_outputs(self.session_id, commands)
         for command in commands:
@@ -199,6 +203,7 @@ class SessionRuntime:
             text = self._keep(command)
             if self.attachment is not None:
                 self.attachment.send(text)
+            self._turn_log.emitted(command.event)
             if isinstance(command.event, StateChanged):
                 self._recorder.flush()
         elif isinstance(command, RejectEvent):
@@ -231,6 +236,7 @@ class SessionRuntime:
 
     def _time_out(self, call_id: str) -> None:
         self._timers.pop(call_id, None)
+        self._turn_log.tool_answered(call_id, "timed out")
         self.feed(ToolTimedOut(call_id))
 
     def _reject(self, command: RejectEvent, origin: Attachment | None) -> None:
