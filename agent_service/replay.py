@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str, code: str) -> int:
-    print(f"error: {message} [{code}]", file=sys.stderr)
+    print(f"agent-service replay: {message} [{code}]", file=sys.stderr)
     return UNREADABLE
 
 
@@ -95,6 +95,8 @@ def _print_outputs(store: TranscriptStore, session_id: str) -> int:
         for payload in step.replayed:
             print(f'{{"input_seq":{step.input.seq},"payload":{payload}}}')
         if step.failure is not None:
-            print(f"error: input seq {step.input.seq}: {step.failure}", file=sys.stderr)
+            print(
+                f"agent-service replay: input seq {step.input.seq}: {step.failure}", file=sys.stderr
+            )
             return DIVERGED
     return 0
