@@ -43,6 +43,7 @@ from orchestrator.events import (
     LlmToolCallsCompleted,
     ModelToolCall,
 )
+from orchestrator.fast_json import compact_encoder
 from wire import NumberedEvent
 
 CODEC_VERSION = 1
@@ -104,21 +105,7 @@ def _nested(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"), default=_nested, check_circular=False)
-
-
-def _fast_json() -> Callable[[Any], str]:
-    """`_JSON.encode` without its per-call setup: the C scanner, built once (halves the cost)."""
-    make_scanner = getattr(json.encoder, "c_make_encoder", None)
-    if make_scanner is None:
-        return _JSON.encode
-    scan = make_scanner(
-        None, _nested, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-    )
-    return lambda value: "".join(scan(value, 0))
-
-
-_to_json = _fast_json()
+_to_json = compact_encoder(_nested)
 
 
 def _field_names(cls: type) -> tuple[str, ...]:

@@ -24,7 +24,6 @@ gets an error result with the tool's schema. A turn ends with `agent_message`
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,8 +66,6 @@ from wire import (
     Usage,
     parse_llm_call,
 )
-
-logging.getLogger("transitions").setLevel(logging.WARNING)
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a coding agent working in the user's workspace through tools that run in "
