@@ -9,10 +9,12 @@ from __future__ import annotations
 import errno
 import sys
 
+from wire import AgentServiceError
+
 EXIT_OPERATOR = 2
 
 
-class OperatorError(Exception):
+class OperatorError(AgentServiceError):
     """A mistake the person running the command can fix; `fix` says how."""
 
     def __init__(self, what: str, fix: str = "") -> None:

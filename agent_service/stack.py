@@ -12,6 +12,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import IO
 
+from wire import AgentServiceError
+
 
 @dataclass(frozen=True, slots=True)
 class StackConfig:
@@ -37,7 +39,7 @@ class StackConfig:
 SERVICES = ("llm-proxy", "orchestrator", "gateway")
 
 
-class StackError(RuntimeError):
+class StackError(AgentServiceError):
     """A service did not start or died."""
 
     code = "stack_failed"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from wire import AgentServiceError
 
-class BenchError(Exception):
+
+class BenchError(AgentServiceError):
     """The benchmark cannot go on."""
 
     code = "bench_failed"

@@ -14,12 +14,12 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wire import ErrorCode
+from wire import AgentServiceError, ErrorCode
 
 PRINCIPAL_HEADER = "X-Agent-Principal"
 
 
-class LinkError(Exception):
+class LinkError(AgentServiceError):
     """The orchestrator cannot be reached or refused the link."""
 
     code = ErrorCode.ORCHESTRATOR_UNAVAILABLE

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from wire import AgentServiceError
+
 
 class ToolCode(StrEnum):
     """Codes an IDE tool reports in `tool_result.error.code` (see docs/ide-client.md)."""
@@ -40,7 +42,7 @@ class ReplayCode(StrEnum):
     UNSUPPORTED = "replay_unsupported"
 
 
-class IdeClientError(Exception):
+class IdeClientError(AgentServiceError):
     """Root of every error the IDE client raises; `code` says what went wrong."""
 
     def __init__(self, code: str, message: str) -> None:

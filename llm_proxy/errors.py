@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from wire import AgentServiceError
+
 # Upstream headers a client needs to act on a rate limit or trace a failure.
 _PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-request-id")
 _PASSED_PREFIX = "x-ratelimit-"
 
 
-class ProxyError(Exception):
+class ProxyError(AgentServiceError):
     """Root of every error raised by llm_proxy."""
 
 

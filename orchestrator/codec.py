@@ -44,7 +44,7 @@ from orchestrator.events import (
     ModelToolCall,
 )
 from orchestrator.fast_json import compact_encoder
-from wire import NumberedEvent
+from wire import AgentServiceError, NumberedEvent
 
 CODEC_VERSION = 1
 
@@ -63,7 +63,7 @@ _NUMBERED_EVENT: TypeAdapter[NumberedEvent] = TypeAdapter(
 )
 
 
-class CodecError(ValueError):
+class CodecError(AgentServiceError):
     """A payload cannot be encoded or decoded; `code` says which way it failed."""
 
     code = "bad_payload"

@@ -23,7 +23,7 @@ import openai
 from orchestrator.commands import StartLlmRequest
 from orchestrator.events import Event, LlmFailed
 from orchestrator.stream import ChatStreamDecoder
-from wire import ErrorCode
+from wire import AgentServiceError, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class LlmClient:
         await self._client.close()
 
 
-class LlmSetupError(RuntimeError):
+class LlmSetupError(AgentServiceError):
     """The LLM endpoint cannot be used as configured."""
 
     code = ErrorCode.LLM_BAD_REQUEST

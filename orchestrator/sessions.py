@@ -12,6 +12,7 @@ from orchestrator.events import Event
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.runtime import Attachment, SessionRuntime
+from wire import AgentServiceError, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,10 @@ class SessionLimits:
     max_sessions_per_principal: int = 100
 
 
-class SessionLimitReached(Exception):
+class SessionLimitReached(AgentServiceError):
     """No new session may be opened now."""
 
-    code = "session_limit"
+    code = ErrorCode.SESSION_LIMIT
 
 
 class SessionRegistry:

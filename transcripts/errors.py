@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from wire import AgentServiceError
 
-class TranscriptError(Exception):
+
+class TranscriptError(AgentServiceError):
     """Root of every transcript error."""
 
     code = "transcript_error"

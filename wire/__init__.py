@@ -1,6 +1,7 @@
 """Wire models shared by the gateway, the orchestrator and IDE clients."""
 
 from wire.codes import ErrorCode
+from wire.errors import AgentServiceError
 from wire.ide import (
     CLIENT_MESSAGE,
     PROTOCOL_VERSION,
@@ -48,6 +49,7 @@ __all__ = [
     "TOOL_NAMES",
     "AgentDelta",
     "AgentMessage",
+    "AgentServiceError",
     "Cancel",
     "ClientInfo",
     "ClientMessage",

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wire.errors import AgentServiceError
+
 
 class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -105,7 +107,7 @@ BY_LLM_NAME: dict[str, ToolSpec] = {spec.llm_name: spec for spec in TOOLS}
 OPENAI_TOOLS: tuple[dict[str, Any], ...] = tuple(spec.openai_tool() for spec in TOOLS)
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(AgentServiceError):
     """The model's call cannot be sent to the IDE; `message` tells the model how to fix it."""
 
     def __init__(self, message: str) -> None:
