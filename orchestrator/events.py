@@ -117,9 +117,3 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ToolTimedOut,
     CancelRequested,
 )
-
-CLIENT_EVENT_TYPES: tuple[type[Event], ...] = (
-    UserMessageReceived,
-    ToolResultReceived,
-    CancelRequested,
-)

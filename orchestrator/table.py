@@ -127,5 +127,3 @@ TRANSITIONS: list[dict[str, Any]] = [
     _row("cancel", IN_TURN, IDLE, before="cancel_turn"),
     _row("cancel", AT_REST, None, after="reject_nothing_to_cancel"),
 ]
-
-TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(row["trigger"] for row in TRANSITIONS))
