@@ -94,7 +94,11 @@ class ScriptedEditor:
         self.updates.append(update)
 
     async def request_permission(
-        self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption], **kwargs: Any
+        self,
+        session_id: str,
+        tool_call: ToolCallUpdate,
+        options: list[PermissionOption],
+        **kwargs: Any,
     ) -> RequestPermissionResponse:
         self.permission_requests.append(tool_call)
         self.permission_asked.set()
@@ -107,7 +111,12 @@ class ScriptedEditor:
         )
 
     async def read_text_file(
-        self, session_id: str, path: str, line: int | None = None, limit: int | None = None, **kwargs: Any
+        self,
+        session_id: str,
+        path: str,
+        line: int | None = None,
+        limit: int | None = None,
+        **kwargs: Any,
     ) -> ReadTextFileResponse:
         self.calls.append(("fs/read_text_file", {"path": path}))
         file = self._inside(path)
