@@ -23,7 +23,6 @@ from acp_agent.agent import ServiceAgent
 from acp_agent.local_stack import LocalStack
 from acp_agent.modes import ApprovalMode
 from acp_agent.session import Gateway, SessionSettings
-from agent_service.combined import add_in_process_flag
 from agent_service.logs import configure_logging
 from agent_service.options import add_llm_upstream, add_number, env
 from agent_service.transcript_flags import add_recording_flags
@@ -57,7 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     # The local service's flags (without --url), as `agent-service up` takes them.
     add_llm_upstream(parser, unset_means="the built-in offline demo model")
-    add_in_process_flag(parser)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the local service's gateway and orchestrator in one process (`up --in-process`)",
+    )
     add_recording_flags(parser)
 
 

@@ -35,7 +35,7 @@ from acp_agent.link import EditorLink
 from acp_agent.modes import EditDecision, EditPolicy
 from acp_agent.offered import missing_capability
 from acp_agent.patching import PlannedEdit, plan_patch
-from acp_agent.presentation import message, tool_title
+from acp_agent.presentation import message
 from ide_client import IdeClientError, ToolCode, Workspace
 from wire import BY_IDE_NAME, ToolCall, ToolError, ToolResult
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
@@ -94,6 +94,7 @@ class EditorTools:
         self._loop = loop
         self._lock = threading.Lock()
         self._running: concurrent.futures.Future[ToolResult | None] | None = None
+        self._running_call: str | None = None
         self._cancelled = False
 
     # ---- the gateway client's side (worker thread) ---------------------------------------
@@ -104,14 +105,14 @@ class EditorTools:
             if self._cancelled:
                 return None
             future = asyncio.run_coroutine_threadsafe(self.run(call), self._loop)
-            self._running = future
+            self._running, self._running_call = future, call.call_id
         try:
             return future.result()
         except concurrent.futures.CancelledError:
             return None
         finally:
             with self._lock:
-                self._running = None
+                self._running, self._running_call = None, None
 
     # ---- the session's side (event loop) -------------------------------------------------
 
@@ -125,6 +126,12 @@ class EditorTools:
         with self._lock:
             self._cancelled = True
             if self._running is not None:
+                self._running.cancel()
+
+    def abandon(self, call_id: str) -> None:
+        """The service gave up on this call (it timed out): stop it, so nothing is written late."""
+        with self._lock:
+            if self._running is not None and self._running_call == call_id:
                 self._running.cancel()
 
     async def run(self, call: ToolCall) -> ToolResult | None:
@@ -185,6 +192,9 @@ class EditorTools:
 
     async def _apply_patch(self, call: ToolCall, arguments: ApplyPatchArguments) -> dict[str, Any]:
         edits = await asyncio.to_thread(plan_patch, arguments.diff, self._read_from_thread)
+        if not edits:
+            self._settle(call.call_id, "completed", "the diff changes nothing")
+            return {"files": []}
         await self._edit(call, edits)
         return {"files": [self.workspace.resolve(edit.path, write=True).relative for edit in edits]}
 
@@ -239,9 +249,7 @@ class EditorTools:
             for path, edit in zip(paths, edits, strict=True)
         ]
         locations = [ToolCallLocation(path=str(path)) for path in paths]
-        title = (
-            "Edit " + ", ".join(edit.path for edit in edits) if edits else tool_title(call.tool, {})
-        )
+        title = "Edit " + ", ".join(edit.path for edit in edits)
         decision = self.policy.decide()
         if decision is EditDecision.REFUSE:
             raise IdeClientError(

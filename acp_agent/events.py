@@ -34,7 +34,7 @@ from wire import (
     Usage,
 )
 
-_TURN_STARTS_FROM = frozenset({SessionState.IDLE, SessionState.DONE, SessionState.ERROR})
+_AT_REST = frozenset({SessionState.IDLE, SessionState.DONE, SessionState.ERROR})
 _FINISH_REASONS: dict[str, StopReason] = {"length": "max_tokens", "content_filter": "refusal"}
 
 
@@ -106,11 +106,11 @@ class EventMapper:
         )
 
     def _state(self, event: StateChanged) -> list[SessionUpdate]:
-        if event.state is SessionState.STREAMING and event.previous in _TURN_STARTS_FROM:
+        if event.state is SessionState.STREAMING and event.previous in _AT_REST:
             return self._turn_started()
         if event.state is SessionState.STREAMING:
             return self._close_open("completed", None)
-        if event.state in _TURN_STARTS_FROM:
+        if event.state in _AT_REST:
             self.outcome.state = event.state
             reason = "cancelled" if event.state is SessionState.IDLE else "the turn ended"
             return self._close_open("failed", reason)

@@ -176,6 +176,8 @@ class BridgeSession:
         )
 
     def _on_event(self, event: ServerMessage) -> None:
+        if isinstance(event, Error) and event.code == ErrorCode.TIMEOUT and event.call_id:
+            self.tools.abandon(event.call_id)
         for update in self.mapper.updates(event):
             self.link.notify(update)
 
