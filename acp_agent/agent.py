@@ -158,6 +158,10 @@ class ServiceAgent:
         await session.open(gateway, session_id)
         self._prompts[session.session_id] = session.mapper.prompts
         self._sessions[session.session_id] = session
+        log.info(
+            "session open",
+            extra={"session_id": session.session_id, "loaded": session_id is not None, "cwd": cwd},
+        )
         return session
 
     def _session(self, session_id: str) -> BridgeSession:

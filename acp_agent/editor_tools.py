@@ -68,6 +68,9 @@ GIT_ENV = (
     EnvVariable(name="GIT_OPTIONAL_LOCKS", value="0"),
     EnvVariable(name="GIT_PAGER", value="cat"),
 )
+# Patch planning runs on threads of its own: the default pool's threads may all be waiting in
+# `answer`, and a planner queued behind them would never run.
+_PLANNERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="acp-patch")
 
 
 class _TurnCancelled(Exception):
@@ -191,7 +194,9 @@ class EditorTools:
         return {"bytes_written": len(arguments.content.encode("utf-8"))}
 
     async def _apply_patch(self, call: ToolCall, arguments: ApplyPatchArguments) -> dict[str, Any]:
-        edits = await asyncio.to_thread(plan_patch, arguments.diff, self._read_from_thread)
+        edits = await self._loop.run_in_executor(
+            _PLANNERS, plan_patch, arguments.diff, self._read_from_thread
+        )
         if not edits:
             self._settle(call.call_id, "completed", "the diff changes nothing")
             return {"files": []}

@@ -8,6 +8,7 @@ offline demo model) with --url and --token.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from tests.support.acp_editor import (
     WAIT,
     ScriptedEditor,
     spawn_bridge,
+)
+from tests.support.fake_upstream import (
+    FAKE_MODEL,
+    FakeUpstream,
+    Step,
+    text_stream,
+    tool_call_stream,
 )
 from tests.support.stack import running_stack
 
@@ -249,3 +257,42 @@ async def test_prompt_with_an_image_is_refused_and_nothing_runs(
 
 def _texts(updates: list[Any]) -> list[str]:
     return [u.content.text for u in updates if u.session_update == "agent_message_chunk"]
+
+
+async def test_write_file_creates_through_the_editor_and_paths_stay_in_the_workspace(
+    upstream: FakeUpstream, workspace: Path, tmp_path: Path
+) -> None:
+    calls = [
+        ("write_file", json.dumps({"path": "notes/new.md", "content": "hello\n"})),
+        ("write_file", json.dumps({"path": "../escape.txt", "content": "x"})),
+    ]
+
+    def script(request: dict[str, Any]) -> list[Step]:
+        if any(message["role"] == "tool" for message in request["messages"]):
+            return text_stream("Wrote one file.", usage=(30, 4))
+        return tool_call_stream(calls, usage=(20, 8))
+
+    upstream.reset(script)
+    editor = ScriptedEditor(workspace, permission=ALLOW_ONCE)
+    with running_stack(tmp_path, llm_base_url=upstream.base_url, model=FAKE_MODEL) as stack:
+        args = bridge_args(stack, "--context-window", "1000")
+        async with spawn_bridge(editor, *args, log_path=tmp_path / "acp.log") as conn:
+            session = await conn.new_session(cwd=str(workspace))
+            answer = await conn.prompt(session_id=session.session_id, prompt=[text_block("go")])
+
+    assert answer.stop_reason == "end_turn"
+    assert (workspace / "notes/new.md").read_text() == "hello\n"
+    assert not (tmp_path / "escape.txt").exists()
+    [asked] = editor.permission_requests
+    [diff] = asked.content
+    assert (diff.path, diff.old_text, diff.new_text) == (
+        str(workspace / "notes/new.md"),
+        None,
+        "hello\n",
+    )
+    assert all("escape" not in args.get("path", "") for _, args in editor.calls)
+    results = [m for m in upstream.requests[-1].json["messages"] if m["role"] == "tool"]
+    assert json.loads(results[0]["content"]) == {"bytes_written": 6}
+    assert json.loads(results[1]["content"])["error"]["code"] == "outside_workspace"
+    [usage] = editor.of_kind("usage_update")
+    assert (usage.used, usage.size) == (62, 1000)
