@@ -9,7 +9,6 @@ tool calls run through the editor (`EditorTools`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from acp_agent.modes import ApprovalMode, EditPolicy
 from acp_agent.offered import offered_tools
 from ide_client import GatewayError, IdeClient, IdeClientError, Workspace
 from wire import Error, ErrorCode, ServerMessage, SessionState
-
-log = logging.getLogger(__name__)
 
 _RUNNING = frozenset({SessionState.STREAMING, SessionState.AWAITING_TOOL})
 
