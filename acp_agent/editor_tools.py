@@ -152,6 +152,12 @@ class EditorTools:
             self._settle(call.call_id, "failed", text)
             error = ToolError(code=BridgeToolCode.EDITOR_FAILED, message=text)
             return ToolResult(call_id=call.call_id, ok=False, error=error)
+        except Exception as exc:
+            log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
+            text = f"{call.tool} crashed in the bridge: {exc}"
+            self._settle(call.call_id, "failed", text)
+            error = ToolError(code=ToolCode.TOOL_FAILED, message=text)
+            return ToolResult(call_id=call.call_id, ok=False, error=error)
         return ToolResult(call_id=call.call_id, ok=True, output=output)
 
     async def _dispatch(self, call: ToolCall) -> dict[str, Any]:
