@@ -36,7 +36,6 @@ from tests.support.fake_upstream import (
 from tests.support.stack import running_stack
 
 DEMO = "Add logging to src/auth.js"
-pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
