@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ACPX_STAMP := tests/acpx/node_modules/.installed
 
 .PHONY: demo test lint install
 
@@ -12,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# acpx, the npm ACP client the end-to-end tests drive `agent-service acp` with (needs Node >= 18).
+$(ACPX_STAMP): tests/acpx/package.json tests/acpx/package-lock.json
+	cd tests/acpx && npm ci --no-audit --no-fund
+	touch $(ACPX_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -20,7 +26,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy orchestrator wire
+	$(BIN)/mypy orchestrator wire acp_agent
 
-test: lint
+test: lint $(ACPX_STAMP)
 	$(BIN)/pytest -q

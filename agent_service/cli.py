@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
     "ide": ("ide_client.cli", "run the reference IDE: tools on a workspace, one turn or a prompt"),
     "bench": ("benchmarks.cli", "measure latency, throughput, CPU and memory per token"),
+    "acp": ("acp_agent.cli", "serve an ACP editor (Zed, JetBrains, Neovim) on stdio"),
 }
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE

@@ -168,6 +168,26 @@ class IdeClient:
         """Ask the gateway to stop the running turn; it then ends in `idle`."""
         await self._send_quietly(Cancel(id=f"cancel-{self._turns_started}"))
 
+    async def catch_up(self) -> list[ServerMessage]:
+        """After a resume, read the events the gateway replays, up to the session's `last_seq`.
+
+        Each goes through `on_event` as in a turn; no turn is started and no tool is run. Call
+        it right after `connect()`, before the first `run_turn`.
+        """
+        frames: list[ServerMessage] = []
+        while self.session is not None and self.last_seq < self.session.last_seq:
+            frame = await self._receive()
+            if frame is None:
+                break
+            seq = getattr(frame, "seq", None)
+            if seq is None or seq <= self.last_seq:
+                continue
+            self.last_seq = seq
+            if self.on_event is not None:
+                self.on_event(frame)
+            frames.append(frame)
+        return frames
+
     async def run_turn(self, content: str) -> Turn:
         """Send `content` as a user message and live through the turn until the session rests.
 
