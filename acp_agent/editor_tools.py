@@ -37,7 +37,7 @@ from acp_agent.offered import missing_capability
 from acp_agent.patching import PlannedEdit, plan_patch
 from acp_agent.presentation import message
 from ide_client import IdeClientError, ToolCode, Workspace
-from wire import BY_IDE_NAME, ToolCall, ToolError, ToolResult
+from wire import BY_IDE_NAME, AgentServiceError, ToolCall, ToolError, ToolResult
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,10 @@ GIT_ENV = (
 _PLANNERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="acp-patch")
 
 
-class _TurnCancelled(Exception):
+class _TurnCancelled(AgentServiceError):
     """The user cancelled the turn while the call was waiting on them: send no result."""
+
+    code = "cancelled"
 
 
 class EditorTools:

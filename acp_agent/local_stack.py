@@ -22,12 +22,13 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from acp_agent.session import Gateway
+from wire import AgentServiceError
 
 HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 
 
-class LocalStackError(RuntimeError):
+class LocalStackError(AgentServiceError):
     """The local service did not start."""
 
     code = "stack_failed"

@@ -11,6 +11,7 @@ import pytest
 from wire import AgentServiceError
 
 PACKAGES = (
+    "acp_agent",
     "agent_service",
     "benchmarks",
     "gateway",
