@@ -25,7 +25,23 @@ from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import git_managed_paths
 from ide_client.repository import GIT_DIR_MARKERS, find_repository, looks_like_git_dir
 
-_MARKER_BY_FOLDED = {name.casefold(): name for name in GIT_DIR_MARKERS}
+# Code points HFS+ ignores when it compares names (git's is_hfs_dotgit list), so that
+# `.g\u200cit` is `.git` there; NTFS ignores trailing dots and spaces.
+_IGNORED_IN_NAMES = dict.fromkeys(
+    map(
+        ord,
+        "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+        "\u206a\u206b\u206c\u206d\u206e\u206f\ufeff",
+    )
+)
+
+
+def comparable_name(name: str) -> str:
+    """A file name as a case-insensitive, HFS+ or NTFS file system would compare it."""
+    return name.translate(_IGNORED_IN_NAMES).rstrip(" .").casefold() or name
+
+
+_MARKER_BY_FOLDED = {comparable_name(name): name for name in GIT_DIR_MARKERS}
 
 
 def refuse_git_metadata(root: Path, parts: tuple[str, ...], asked: str) -> None:
@@ -54,7 +70,7 @@ def _refuse_git_dir_layout(root: Path, parts: tuple[str, ...], asked: str) -> No
     for depth, child in enumerate(parts):
         directory = root.joinpath(*parts[:depth])
         present = {name for name in GIT_DIR_MARKERS if os.path.lexists(directory / name)}
-        marker = _MARKER_BY_FOLDED.get(child.casefold())
+        marker = _MARKER_BY_FOLDED.get(comparable_name(child))
         if marker is not None:
             present.add(marker)
         if looks_like_git_dir(present):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from ide_client.errors import IdeClientError, ToolCode, ToolFailure
-from ide_client.git_guard import refuse_git_metadata
+from ide_client.git_guard import comparable_name, refuse_git_metadata
 
 AGENT_CONFIG_DIR = ".agent-service"
 PROTECTED_NAMES = frozenset({".git", AGENT_CONFIG_DIR})
@@ -145,7 +145,7 @@ class Workspace:
         target = Target(path, () if relative == "." else tuple(relative.split(os.sep)))
         if write:
             for parts in (lexical.split("/"), target.parts):
-                if any(part.casefold() in PROTECTED_NAMES for part in parts):
+                if any(comparable_name(part) in PROTECTED_NAMES for part in parts):
                     raise ToolFailure(
                         ToolCode.PROTECTED_PATH,
                         f"{path}: writing under .git/ or {AGENT_CONFIG_DIR}/ is refused",

@@ -375,3 +375,11 @@ def test_git_diff_stops_reading_at_the_size_limit(
     tools = ToolRunner(Workspace(repo, max_file_bytes=100_000), git_timeout=8)
     failure = failure_of(tools, "git.diff")
     assert failure is not None and failure.code is ToolCode.TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    "path", [".GIT/config", ".g\u200cit/config", ".git./config", "src/.Git /hooks/pre-commit"]
+)
+def test_names_a_file_system_takes_for_dot_git_are_protected(repo: Path, path: str) -> None:
+    failure = failure_of(ToolRunner(Workspace(repo)), "write_file", path=path, content="x")
+    assert failure is not None and failure.code is ToolCode.PROTECTED_PATH
