@@ -7,8 +7,8 @@ git later would. So a tool may not write:
   `refs` or `commondir` entry that would leave the directory with `HEAD` and `objects/` and
   `refs/` (or `HEAD` and `commondir`), the layout git accepts as a bare repository; nor
   anything inside a directory that already has that layout;
-- anything in the git directory or common directory of the workspace's repository (a `.git`
-  file may point outside `.git/`);
+- anything in the git directory or common directory of the repository the file would belong
+  to (the workspace's, or one nested in it; a `.git` file may point outside `.git/`);
 - anything in a hook directory `core.hooksPath` names (with husky's `.husky/_`, all of
   `.husky/`, whose scripts those hooks run), or a configuration file an `include.path` or
   `includeIf.*.path` pulls in.
@@ -47,7 +47,7 @@ _MARKER_BY_FOLDED = {comparable_name(name): name for name in GIT_DIR_MARKERS}
 def refuse_git_metadata(root: Path, parts: tuple[str, ...], asked: str) -> None:
     """Raise `protected_path` if writing `root/parts` would plant git metadata or hooks."""
     _refuse_git_dir_layout(root, parts, asked)
-    repository = find_repository(root)
+    repository = find_repository(root.joinpath(*parts[:-1]))
     if repository is None:
         return
     real = Path(os.path.realpath(root.joinpath(*parts)))

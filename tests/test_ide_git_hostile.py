@@ -383,3 +383,12 @@ def test_git_diff_stops_reading_at_the_size_limit(
 def test_names_a_file_system_takes_for_dot_git_are_protected(repo: Path, path: str) -> None:
     failure = failure_of(ToolRunner(Workspace(repo)), "write_file", path=path, content="x")
     assert failure is not None and failure.code is ToolCode.PROTECTED_PATH
+
+
+def test_the_hooks_of_a_repository_nested_in_the_workspace_are_protected(repo: Path) -> None:
+    nested = create_sample_workspace(repo / "vendor" / "lib")
+    git(nested, "config", "core.hooksPath", ".hooks")
+    tools = ToolRunner(Workspace(repo))
+    failure = failure_of(tools, "write_file", path="vendor/lib/.hooks/pre-commit", content="x")
+    assert failure is not None and failure.code is ToolCode.PROTECTED_PATH
+    tools.run("write_file", {"path": ".hooks/notes.md", "content": "not a hook here\n"})
