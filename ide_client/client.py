@@ -87,7 +87,9 @@ class Turn:
     `frames` are the gateway's frames in arrival order (numbered events once each, plus
     replies such as a resume's `session` or a protocol `error`). `state` is where the session
     came to rest (`done`, `error`, `idle`), None when the gateway refused the message. `results`
-    are the `tool_result`s the client computed, by call id.
+    are the `tool_result`s the client computed, by call id. `sent`: the `user_message` was
+    handed to a connection; `answered`: the gateway reacted to it (an event or a refusal), so
+    a resume never sends it twice.
     """
 
     content: str

@@ -42,14 +42,14 @@ def attack(marker: Path) -> Any:
         "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = .\n"
         f'\tfsmonitor = "touch {marker}"\n'
     )
-    plant = [
+    plant: list[tuple[str, dict[str, object]]] = [
         ("write_file", {"path": "config", "content": config}),
         ("write_file", {"path": "objects/info/packs", "content": "\n"}),
         ("write_file", {"path": "refs/heads/main", "content": "0" * 40 + "\n"}),
         ("write_file", {"path": "HEAD", "content": "ref: refs/heads/main\n"}),
         ("write_file", {"path": ".husky/pre-commit", "content": f"#!/bin/sh\ntouch {marker}\n"}),
     ]
-    look = [("git_diff", {}), ("git_diff", {"staged": True})]
+    look: list[tuple[str, dict[str, object]]] = [("git_diff", {}), ("git_diff", {"staged": True})]
 
     def script(request: dict[str, Any]) -> list[Step]:
         answered = sum(1 for message in request["messages"] if message["role"] == "tool")

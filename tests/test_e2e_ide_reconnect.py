@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +37,17 @@ def stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
         yield stack
 
 
-def ide_for(stack: ServiceStack, workspace: Path, **options: object) -> IdeClient:
+def ide_for(
+    stack: ServiceStack,
+    workspace: Path,
+    on_event: Callable[[ServerMessage], None] | None = None,
+) -> IdeClient:
     return IdeClient(
         stack.config.gateway_url,
         stack.config.token,
         ToolRunner(Workspace(workspace)),
         display=ConsoleDisplay(io.StringIO()),
-        **options,  # type: ignore[arg-type]
+        on_event=on_event,
     )
 
 

@@ -7,6 +7,7 @@ Every hostile command here would create a marker file; each test runs the real t
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -247,9 +248,8 @@ HOSTILE_CONFIGURATIONS = [
 )
 @pytest.mark.parametrize("subfolder", [False, True], ids=["root", "subfolder"])
 def test_a_hostile_repository_configuration_runs_nothing_during_git_diff(
-    repo: Path, marker: Path, configure: object, subfolder: bool
+    repo: Path, marker: Path, configure: Callable[[Path, Path], None], subfolder: bool
 ) -> None:
-    assert callable(configure)
     configure(repo, marker)
     tools = ToolRunner(Workspace(repo / "src" if subfolder else repo))
     for staged in (False, True):
