@@ -5,9 +5,13 @@ shows the turn as it streams, runs every `tool_call` on the workspace (off the e
 at a time in arrival order) and answers it with exactly one `tool_result`, and returns when
 the session comes to rest (`done`, `error` or `idle`), or when the gateway refuses the message.
 
-If the connection drops mid-turn, the client reconnects and resumes the session (`hello` with
-`session_id` and `last_seq`); replayed events it has already seen are skipped by `seq`, and a
-tool call offered again after a resume gets the result already computed, never a second run.
+If the connection drops (mid-turn, or while idle between turns), the client reconnects and
+resumes the session (`hello` with `session_id` and `last_seq`); replayed events it has already
+seen are skipped by `seq`, and a tool call offered again after a resume gets the result already
+computed, never a second run. Reconnecting retries with jittered exponential backoff for up to
+`reconnect_window` seconds (60 by default) while the gateway is unreachable or says the
+orchestrator is unavailable (both restart independently). A message whose turn never started
+(sent into a dying connection, or typed while disconnected) is sent again after the resume.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError
@@ -52,6 +59,15 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 AT_REST = frozenset({SessionState.DONE, SessionState.ERROR, SessionState.IDLE})
 # Close codes after which resuming makes sense: no close frame, going away, server restart.
 RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+# Reconnect policy: attempts spread over at most RECONNECT_WINDOW_S, the n-th after a delay of
+# min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**n), each delay jittered down by up to half.
+RECONNECT_WINDOW_S = 60.0
+BACKOFF_FIRST_S = 0.25
+BACKOFF_MAX_S = 5.0
+# What a reconnect attempt may meet while a service restarts: it is worth trying again.
+TRANSIENT_CODES = frozenset(
+    {GatewayCode.UNREACHABLE, GatewayCode.CONNECTION_LOST, ErrorCode.ORCHESTRATOR_UNAVAILABLE}
+)
 
 FrameT = TypeVar("FrameT", bound=BaseModel)
 
@@ -71,7 +87,9 @@ class Turn:
     `frames` are the gateway's frames in arrival order (numbered events once each, plus
     replies such as a resume's `session` or a protocol `error`). `state` is where the session
     came to rest (`done`, `error`, `idle`), None when the gateway refused the message. `results`
-    are the `tool_result`s the client computed, by call id.
+    are the `tool_result`s the client computed, by call id. `sent`: the `user_message` was
+    handed to a connection; `answered`: the gateway reacted to it (an event or a refusal), so
+    a resume never sends it twice.
     """
 
     content: str
@@ -80,6 +98,8 @@ class Turn:
     results: dict[str, ToolResult] = field(default_factory=dict)
     state: SessionState | None = None
     ended: bool = False
+    sent: bool = False
+    answered: bool = False
 
     @property
     def ok(self) -> bool:
@@ -107,7 +127,9 @@ class IdeClient:
     Use as `async with IdeClient(url, token, tools) as client: turn = await
     client.run_turn("...")`. Give `session_id` (and `last_seq`) to resume an existing session.
     `on_event` sees every numbered event once, in seq order, before the client acts on it;
-    what it raises ends the turn and comes out of `run_turn`.
+    what it raises ends the turn and comes out of `run_turn`. `reconnect_window` bounds the
+    time spent reconnecting after one loss; `reconnect_attempts` the resumes in a row that
+    bring no new event.
     """
 
     def __init__(
@@ -121,6 +143,7 @@ class IdeClient:
         session_id: str | None = None,
         last_seq: int = 0,
         reconnect_attempts: int = 3,
+        reconnect_window: float = RECONNECT_WINDOW_S,
         open_timeout: float = 10.0,
     ) -> None:
         self.url = url
@@ -131,6 +154,7 @@ class IdeClient:
         self.session_id = session_id
         self.last_seq = last_seq
         self.reconnect_attempts = reconnect_attempts
+        self.reconnect_window = reconnect_window
         self.open_timeout = open_timeout
         self._token = token
         self._ws: ClientConnection | None = None
@@ -154,9 +178,14 @@ class IdeClient:
         return self._turn is not None
 
     async def connect(self) -> Session:
-        """Open the WebSocket and say hello: a new session, or a resume if `session_id` is set."""
-        await self._open()
-        return await self._hello()
+        """Open the WebSocket and say hello: a new session, or a resume if `session_id` is set.
+
+        While the gateway answers that the orchestrator is unavailable, it tries again (within
+        `reconnect_window`); a gateway that cannot be reached at all is an error at once.
+        """
+        return await self._connect_within(
+            frozenset({ErrorCode.ORCHESTRATOR_UNAVAILABLE}), first_delay=False
+        )
 
     async def close(self) -> None:
         """Close the connection (the session lives on at the gateway for its grace period)."""
@@ -199,7 +228,7 @@ class IdeClient:
         turn = Turn(content, f"m{self._turns_started}")
         self._turn = turn
         try:
-            await self._send(UserMessage(content=content, id=turn.message_id))
+            await self._send_message(turn)
             while not turn.ended:
                 frame = await self._receive()
                 if frame is None:
@@ -232,6 +261,7 @@ class IdeClient:
                     await self._offer(frame, turn)
                 return
             self.last_seq = seq
+            turn.answered = True
             self._resumes_without_progress = 0
             if self.on_event is not None:
                 self.on_event(frame)
@@ -244,6 +274,7 @@ class IdeClient:
             self.display.error(frame)
             self._fatal |= frame.fatal
             if frame.source == "protocol" and frame.id == turn.message_id:
+                turn.answered = True
                 turn.end(None)
         elif isinstance(frame, StateChanged) and frame.state in AT_REST:
             turn.end(frame.state)
@@ -283,9 +314,20 @@ class IdeClient:
             except ConnectionClosed as closed:
                 if self._fatal:
                     return None
-                await self._resume(closed)
+                await self._resume(_close_code(closed), _close_reason(closed))
                 continue
             return _decode(raw)
+
+    async def _send_message(self, turn: Turn) -> None:
+        """Send the turn's `user_message`, first resuming a connection lost while idle."""
+        message = UserMessage(content=turn.content, id=turn.message_id)
+        if self._ws is not None and self._ws.state is not State.OPEN:
+            await self._resume(self._ws.close_code or 1006, "lost while idle")
+        turn.sent = True
+        try:
+            await self._connection().send(encode(message))
+        except ConnectionClosed as closed:
+            await self._resume(_close_code(closed), _close_reason(closed))
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -305,6 +347,10 @@ class IdeClient:
             if status == 401:
                 raise GatewayError(
                     GatewayCode.UNAUTHORIZED, "the gateway refused the token (HTTP 401)"
+                ) from None
+            if status >= 500:
+                raise GatewayError(
+                    GatewayCode.UNREACHABLE, f"the gateway is unavailable (HTTP {status})"
                 ) from None
             raise GatewayError(
                 GatewayCode.REJECTED, f"the gateway refused the connection (HTTP {status})"
@@ -336,6 +382,7 @@ class IdeClient:
                 f"the gateway closed the connection during hello ({_close_reason(closed)})",
             ) from None
         if isinstance(reply, Error):
+            await self.close()
             raise GatewayError(reply.code, f"the gateway refused the session: {reply.message}")
         if not isinstance(reply, Session):
             raise GatewayError(
@@ -351,10 +398,12 @@ class IdeClient:
             self._turn.frames.append(reply)
         return reply
 
-    async def _resume(self, closed: ConnectionClosed) -> None:
-        """Reconnect and resume after a dropped connection, or raise GatewayError."""
-        reason = _close_reason(closed)
-        code = closed.rcvd.code if closed.rcvd is not None else 1006
+    async def _resume(self, code: int, reason: str) -> None:
+        """Reconnect and resume after a lost connection, or raise GatewayError.
+
+        If the running turn's message got no answer and the resumed session shows nothing new
+        and is at rest, the message never arrived: it is sent again.
+        """
         self._resumes_without_progress += 1
         if (
             self.session_id is None
@@ -368,24 +417,45 @@ class IdeClient:
             f"connection lost ({reason}); resuming session {self.session_id} "
             f"after event {self.last_seq}"
         )
-        delay = 0.1
-        failure: GatewayError | None = None
-        for _ in range(self.reconnect_attempts):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        try:
+            session = await self._connect_within(TRANSIENT_CODES, first_delay=True)
+        except GatewayError as exc:
+            if exc.code not in TRANSIENT_CODES:
+                raise
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST,
+                f"the connection was lost ({reason}) and could not be resumed within "
+                f"{self.reconnect_window:g} s: {exc.message}",
+            ) from None
+        turn = self._turn
+        if (
+            turn is not None
+            and turn.sent
+            and not turn.answered
+            and session.last_seq == self.last_seq
+            and session.state in AT_REST
+        ):
+            await self._send(UserMessage(content=turn.content, id=turn.message_id))
+
+    async def _connect_within(self, transient: frozenset[str], *, first_delay: bool) -> Session:
+        """Open and say hello, trying again with backoff on `transient` failures until
+        `reconnect_window` is spent; the last failure is raised then."""
+        deadline = time.monotonic() + self.reconnect_window
+        attempt = 0
+        if first_delay:
+            await asyncio.sleep(_backoff(attempt))
+            attempt += 1
+        while True:
             try:
                 await self._open()
-                await self._hello()
+                return await self._hello()
             except GatewayError as exc:
-                if exc.code not in (GatewayCode.UNREACHABLE, GatewayCode.CONNECTION_LOST):
+                delay = _backoff(attempt)
+                attempt += 1
+                if exc.code not in transient or time.monotonic() + delay > deadline:
                     raise
-                failure = exc
-                continue
-            return
-        raise GatewayError(
-            GatewayCode.CONNECTION_LOST,
-            f"the connection was lost ({reason}) and could not be resumed: {failure}",
-        )
+                self.display.note(f"{exc.message}; trying again in {delay:.1f} s")
+                await asyncio.sleep(delay)
 
     def _connection(self) -> ClientConnection:
         if self._ws is None:
@@ -432,6 +502,16 @@ def _decode(raw: str | bytes) -> ServerMessage:
             f"the gateway sent a frame this client does not understand: {exc.errors()[0]['msg']}"
             f" in {raw[:200]!r}",
         ) from None
+
+
+def _backoff(attempt: int) -> float:
+    """The delay before reconnect attempt `attempt` (0-based): exponential, capped, jittered."""
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0**attempt)
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def _close_code(closed: ConnectionClosed) -> int:
+    return closed.rcvd.code if closed.rcvd is not None else 1006
 
 
 def _close_reason(closed: ConnectionClosed) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ide_client.git import run_git
+from ide_client.git import init_repository, run_git
 
 AUTH_JS = """\
 // Session authentication for the sample app.
@@ -65,7 +65,7 @@ def create_sample_workspace(path: Path) -> Path:
         file = path / relative
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(content, encoding="utf-8")
-    run_git(path, "init", "--quiet")
+    init_repository(path)
     for key, value in _LOCAL_CONFIG.items():
         run_git(path, "config", key, value)
     run_git(path, "add", "--all")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
 from ide_client.patch import FilePatch, PatchError, apply_hunks, parse_patch
+from ide_client.repository import find_repository
 from ide_client.workspace import FileChange, FileStamp, Target, Workspace
 from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
@@ -74,11 +75,22 @@ class ToolRunner:
         return {"bytes_written": len(data)}
 
     def git_diff(self, arguments: GitDiffArguments) -> dict[str, Any]:
-        """`{diff}`: `git diff` (or `--cached` when staged) of the workspace or one path."""
+        """`{diff}`: `git diff` (or `--cached` when staged) of the workspace or one path.
+
+        Only in the repository the IDE finds above the workspace (a real `.git`), never one
+        git would discover on its own.
+        """
         pathspec = None
         if arguments.path is not None:
             pathspec = self.workspace.resolve(arguments.path).relative
+        repository = find_repository(self.workspace.root)
+        if repository is None:
+            raise ToolFailure(
+                ToolCode.NOT_A_GIT_REPO,
+                "the workspace is not in a git repository (no .git in it or above it)",
+            )
         diff = git_diff(
+            repository,
             self.workspace.root,
             pathspec,
             staged=arguments.staged,

@@ -10,7 +10,10 @@ Rules this module lives by:
 - Writes go to a temporary file in the checked directory, renamed over the checked name; a
   rename replaces a symlink, it never follows it.
 - Nothing is ever written under `.git/` or under the agent's own configuration directory
-  `.agent-service/`, at any depth.
+  `.agent-service/`, at any depth, nor anywhere git would take as repository metadata, hooks
+  or configuration (see git_guard.py).
+- A name the file system cannot hold (over NAME_MAX bytes, a path over PATH_MAX, a string
+  that has no file-system encoding) is refused as `invalid_arguments` before anything opens it.
 - `commit` applies a set of changes all or nothing: temp files first, then renames, rolled back
   if any step fails.
 
@@ -31,10 +34,13 @@ from pathlib import Path
 from typing import Literal
 
 from ide_client.errors import IdeClientError, ToolCode, ToolFailure
+from ide_client.git_guard import comparable_name, refuse_git_metadata
 
 AGENT_CONFIG_DIR = ".agent-service"
 PROTECTED_NAMES = frozenset({".git", AGENT_CONFIG_DIR})
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+_FALLBACK_NAME_MAX = 255
+_FALLBACK_PATH_MAX = 4096
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -107,16 +113,20 @@ class Workspace:
             )
         self.root = Path(real)
         self.max_file_bytes = max_file_bytes
+        self._name_max = _path_limit(real, "PC_NAME_MAX", _FALLBACK_NAME_MAX)
+        self._path_max = _path_limit(real, "PC_PATH_MAX", _FALLBACK_PATH_MAX)
 
     # ---- the check ---------------------------------------------------------------------
 
     def resolve(self, path: str, *, write: bool = False) -> Target:
         """Check `path` and return where it really points; raise ToolFailure if it is refused.
 
-        With `write`, paths under `.git/` or `.agent-service/` are refused as well.
+        With `write`, paths under `.git/` or `.agent-service/`, and git metadata, hooks or
+        configuration (git_guard.py), are refused as well.
         """
         if not path or "\0" in path:
             raise ToolFailure(ToolCode.INVALID_ARGUMENTS, f"invalid path {path!r}")
+        self._check_length(path)
         if posixpath.isabs(path) or os.path.isabs(path):
             raise ToolFailure(
                 ToolCode.OUTSIDE_WORKSPACE,
@@ -135,12 +145,35 @@ class Workspace:
         target = Target(path, () if relative == "." else tuple(relative.split(os.sep)))
         if write:
             for parts in (lexical.split("/"), target.parts):
-                if any(part.casefold() in PROTECTED_NAMES for part in parts):
+                if any(comparable_name(part) in PROTECTED_NAMES for part in parts):
                     raise ToolFailure(
                         ToolCode.PROTECTED_PATH,
                         f"{path}: writing under .git/ or {AGENT_CONFIG_DIR}/ is refused",
                     )
+            refuse_git_metadata(self.root, target.parts, path)
         return target
+
+    def _check_length(self, path: str) -> None:
+        """Refuse what the file system cannot name, with the limit, instead of an OSError."""
+        try:
+            encoded = os.fsencode(path)
+        except UnicodeEncodeError:
+            raise ToolFailure(
+                ToolCode.INVALID_ARGUMENTS, f"{path!r}: not a name the file system can encode"
+            ) from None
+        for name in encoded.split(b"/"):
+            if len(name) > self._name_max:
+                shown = os.fsdecode(name)[:40]
+                raise ToolFailure(
+                    ToolCode.INVALID_ARGUMENTS,
+                    f"{path[:80]}: the name {shown!r}... is {len(name)} bytes; "
+                    f"the file system allows {self._name_max}",
+                )
+        if len(os.path.join(os.fsencode(self.root), encoded)) >= self._path_max:
+            raise ToolFailure(
+                ToolCode.INVALID_ARGUMENTS,
+                f"{path[:80]}...: the path is over the file system's {self._path_max}-byte limit",
+            )
 
     # ---- the use -----------------------------------------------------------------------
 
@@ -294,6 +327,13 @@ class _Transaction:
         for parent, name in reversed(self.created_dirs):
             with contextlib.suppress(OSError):
                 os.rmdir(name, dir_fd=parent)
+
+
+def _path_limit(root: str, name: str, fallback: int) -> int:
+    try:
+        return os.pathconf(root, name)
+    except (OSError, ValueError):
+        return fallback
 
 
 def _file_name(target: Target) -> str:

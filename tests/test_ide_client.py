@@ -388,3 +388,89 @@ async def test_client_reports_the_refusal_when_a_resume_names_an_unknown_session
         assert gateway.received[0]["session_id"] == "s_9"
         assert gateway.received[0]["last_seq"] == 4
     assert caught.value.code == "unknown_session"
+
+
+async def refuse_as_orchestrator_unavailable(peer: Peer) -> None:
+    """What the gateway does while the orchestrator is down: a fatal error, then close 1011."""
+    await peer.reply(
+        "error",
+        code="orchestrator_unavailable",
+        message="cannot reach the orchestrator",
+        source="protocol",
+        fatal=True,
+    )
+    await peer.connection.close(1011, "orchestrator unavailable")
+
+
+async def test_client_keeps_reconnecting_while_the_orchestrator_is_unavailable(
+    tools: ToolRunner,
+) -> None:
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.expect("user_message")
+            await peer.state("streaming", "idle")
+            peer.drop()
+        elif peer.gateway.connections < 6:
+            await refuse_as_orchestrator_unavailable(peer)
+        else:
+            await peer.accept_hello(resumed=True)
+            await peer.finish_turn(["Back."])
+            await peer.wait_closed()
+
+    out = io.StringIO()
+    async with FakeGateway(script) as gateway, client_for(gateway, tools, out) as client:
+        turn = await client.run_turn("hi")
+        assert gateway.connections == 6
+    assert turn.ok and turn.text == "Back."
+    assert seqs(turn.frames) == [1, 2, 3, 4]
+
+
+async def test_client_gives_up_once_the_reconnect_window_is_spent(tools: ToolRunner) -> None:
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.expect("user_message")
+            await peer.state("streaming", "idle")
+            peer.drop()
+        else:
+            await refuse_as_orchestrator_unavailable(peer)
+
+    async with FakeGateway(script) as gateway:
+        client = IdeClient(gateway.url, TOKEN, tools, reconnect_window=1.0)
+        async with client:
+            with pytest.raises(GatewayError) as caught:
+                await client.run_turn("hi")
+        assert 2 < gateway.connections < 10
+    assert caught.value.code == GatewayCode.CONNECTION_LOST
+    assert "within 1 s" in caught.value.message
+    assert "orchestrator" in caught.value.message
+
+
+async def test_a_message_typed_while_the_connection_is_down_is_sent_after_the_resume(
+    tools: ToolRunner,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.connection.close(1012, "service restart")
+            closed.set()
+        elif peer.gateway.connections == 2:
+            await refuse_as_orchestrator_unavailable(peer)
+        else:
+            hello = await peer.accept_hello(resumed=True)
+            assert hello["session_id"] == "s_1"
+            message = await peer.expect("user_message")
+            assert message["content"] == "typed while disconnected"
+            await peer.state("streaming", "idle")
+            await peer.finish_turn(["Got it."])
+            await peer.wait_closed()
+
+    async with FakeGateway(script) as gateway, client_for(gateway, tools) as client:
+        await closed.wait()
+        turn = await client.run_turn("typed while disconnected")
+        assert gateway.connections == 3
+    assert turn.ok and turn.text == "Got it."
+    assert len(gateway.received_of("user_message")) == 1

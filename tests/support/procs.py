@@ -100,3 +100,14 @@ def running(service: ServiceProcess) -> Iterator[ServiceProcess]:
     finally:
         code = service.stop()
         assert code == 0, f"{service.args[0]} exited {code} on SIGTERM:\n{service.output()}"
+
+
+def stop_listener(port: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process listening on `port` (a service some stack started) and wait until
+    the port is free, so that a test can keep a service down for a while."""
+    listeners = subprocess.run(["fuser", "-k", "-TERM", f"{port}/tcp"], capture_output=True)
+    assert listeners.stdout.split(), f"no process listens on port {port}"
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["fuser", f"{port}/tcp"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, f"the process on port {port} did not stop"
+        time.sleep(0.1)
