@@ -13,11 +13,12 @@ from transcripts.store import INPUT, EventRecord
 
 @dataclass(slots=True)
 class Exchange:
-    """One input, when it was recorded, and the outputs recorded after it."""
+    """One input, when it was recorded, and the outputs recorded after it (all at one time)."""
 
     event: Event
     at: float
     outputs: list[Command] = field(default_factory=list)
+    outputs_at: float = 0.0
 
     @property
     def rejected(self) -> bool:
@@ -33,7 +34,9 @@ def exchanges(rows: Iterable[EventRecord]) -> Iterator[Exchange]:
             if current is not None:
                 yield current
             current = Exchange(decode_event(row.payload), row.recorded_at)
+            current.outputs_at = row.recorded_at
         elif current is not None:
             current.outputs.append(decode_command(row.payload))
+            current.outputs_at = row.recorded_at
     if current is not None:
         yield current

@@ -114,8 +114,9 @@ class _Builder:
             turn.outcome = "cancelled"
             for span in turn.spans:
                 self.close(span, at, "cancelled")
+        turn.end = max(turn.end, exchange.outputs_at)
         for command in exchange.outputs:
-            self.command(turn, command, at)
+            self.command(turn, command, exchange.outputs_at)
 
     def command(self, turn: Turn, command: object, at: float) -> None:
         if isinstance(command, StartLlmRequest):
