@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from htmlpage import LinearScale, LogScale, Scale, attrs, esc, number, x_axis, y_axis
+from htmlpage import LinearScale, LogScale, Scale, attrs, esc, legend, number, x_axis, y_axis
 
 COLOURS = {"direct": "#59636e", "proxy": "#0969da", "pipeline": "#8250df", "in-process": "#1a7f37"}
 OTHER = "#bc4c00"
@@ -28,8 +28,6 @@ svg.chart .whisker { stroke-width: 1.5; }
 svg.chart .median { stroke: #1f2328; stroke-width: 2; }
 svg.chart .p99 { stroke-width: 2; }
 svg.chart .series { fill: none; stroke-width: 2; }
-.legend span { display: inline-block; margin-right: 14px; }
-.legend i { display: inline-block; width: 14px; height: 10px; margin-right: 4px; vertical-align: -1px; }
 """
 
 
@@ -38,12 +36,9 @@ def colour(route: str) -> str:
     return COLOURS.get(route, OTHER)
 
 
-def legend(routes: Sequence[str]) -> str:
+def route_legend(routes: Sequence[str]) -> str:
     """One coloured swatch per route."""
-    swatches = "".join(
-        f'<span><i style="background:{colour(route)}"></i>{esc(route)}</span>' for route in routes
-    )
-    return f'<p class="legend">{swatches}</p>'
+    return legend((colour(route), route) for route in routes)
 
 
 def _open(kind: str, height: float, title: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.charts import CSS, Series, bar_chart, distribution_chart, legend, line_chart
+from benchmarks.charts import CSS, Series, bar_chart, distribution_chart, line_chart, route_legend
 from benchmarks.report import LATENCY_ROWS, number, render
 from benchmarks.routes import DIRECT
 from htmlpage import esc, page
@@ -106,7 +106,7 @@ def render_html(results: dict[str, Any]) -> str:
         "<h2>Targets</h2>",
         _targets(results["targets"]),
         "<h2>Latency per route</h2>",
-        legend(routes),
+        route_legend(routes),
         *(distribution_chart(label, "ms", figures[key]) for key, label in LATENCY_ROWS),
         "<h2>Throughput and CPU</h2>",
         bar_chart("tokens/s, one session at full upstream speed (p50)", "tokens/s", throughput),
@@ -119,7 +119,7 @@ def render_html(results: dict[str, Any]) -> str:
             for scenario in ("paced", "full_speed")
         ),
         "<h2>Concurrency sweep</h2>",
-        legend(routes),
+        route_legend(routes),
         *_sweep(figures["sweep"], routes),
         "<h2>Every figure</h2>",
         f"<details><summary>the tables the bench printed</summary><pre>{esc(render(results))}</pre></details>",

@@ -1,6 +1,6 @@
 """Self-contained HTML pages: one file, inline CSS and SVG, no script, nothing fetched."""
 
-from htmlpage.document import attrs, esc, page
+from htmlpage.document import attrs, esc, legend, page
 from htmlpage.svg import LinearScale, LogScale, Scale, nice_ticks, number, x_axis, y_axis
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Scale",
     "attrs",
     "esc",
+    "legend",
     "nice_ticks",
     "number",
     "page",

@@ -8,6 +8,7 @@ run nothing and load nothing.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -28,6 +29,8 @@ th { background: var(--panel); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .muted { color: var(--muted); }
 .good { color: var(--good); } .bad { color: var(--bad); }
+.legend span { display: inline-block; margin-right: 14px; }
+.legend i { display: inline-block; width: 14px; height: 10px; margin-right: 4px; vertical-align: -1px; }
 svg text { font: 11px system-ui, sans-serif; fill: var(--ink); }
 svg .axis line, svg .grid line { stroke: var(--line); }
 svg .axis text { fill: var(--muted); }
@@ -44,6 +47,15 @@ def attrs(**values: object) -> str:
     return "".join(
         f' {name.rstrip("_").replace("_", "-")}="{esc(value)}"' for name, value in values.items()
     )
+
+
+def legend(entries: Iterable[tuple[str, str]]) -> str:
+    """A row of colour swatches, each `(colour, label)`; colours are ours, labels are text."""
+    swatches = "".join(
+        f'<span><i style="background:{esc(paint)}"></i>{esc(label)}</span>'
+        for paint, label in entries
+    )
+    return f'<p class="legend muted">{swatches}</p>'
 
 
 def page(title: str, body: str, css: str = "") -> str:

@@ -8,7 +8,7 @@ tooltip with its exact times; a tool call's bar links to the call in the convers
 
 from __future__ import annotations
 
-from htmlpage import LinearScale, attrs, esc, x_axis
+from htmlpage import LinearScale, attrs, esc, legend, x_axis
 from transcripts.timeline import Span, Turn
 
 WIDTH = 1100
@@ -33,19 +33,17 @@ svg.waterfall .bar.timed-out, svg.waterfall .bar.aborted { fill: #bc4c00; }
 svg.waterfall .bar.cancelled { fill: #818b98; }
 svg.waterfall .bar.unfinished { fill-opacity: 0.35; stroke: #59636e; stroke-dasharray: 3 2; }
 svg.waterfall .first-token { stroke: #1f2328; stroke-width: 2; }
-.legend span { display: inline-block; margin-right: 14px; }
-.legend i { display: inline-block; width: 14px; height: 10px; margin-right: 4px; vertical-align: -1px; }
 """
 
-LEGEND = (
-    '<p class="legend muted">'
-    '<span><i style="background:#8250df"></i>model: request to first output</span>'
-    '<span><i style="background:#c297ff"></i>model: streaming</span>'
-    '<span><i style="background:#1f883d"></i>tool call to result</span>'
-    '<span><i style="background:#cf222e"></i>failed</span>'
-    '<span><i style="background:#bc4c00"></i>timed out or aborted</span>'
-    '<span><i style="background:#818b98"></i>cancelled</span>'
-    "</p>"
+LEGEND = legend(
+    [
+        ("#8250df", "model: request to first output"),
+        ("#c297ff", "model: streaming"),
+        ("#1f883d", "tool call to result"),
+        ("#cf222e", "failed"),
+        ("#bc4c00", "timed out or aborted"),
+        ("#818b98", "cancelled"),
+    ]
 )
 
 
