@@ -39,9 +39,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "show",
         parents=[common],
         help="a session's rows",
-        description="A session's header, then one line per row (payloads clipped).",
+        description="A session's header, then one line per row: seq, kind, seconds since the "
+        "session started, and what the row holds.",
     )
     show.add_argument("session_id", metavar="ID")
+    show.add_argument(
+        "--raw", action="store_true", help="each row's stored JSON (clipped) instead of words"
+    )
     export = actions.add_parser(
         "export",
         parents=[common],
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             elif args.action == "view":
                 lines = _write_page(args, view_html(store, store.session(args.session_id)))
             elif args.action == "show":
-                lines = show_lines(store, store.session(args.session_id))
+                lines = show_lines(store, store.session(args.session_id), args.raw)
             else:
                 lines = FORMATS[args.format](store, store.session(args.session_id))
             for line in lines:

@@ -79,9 +79,29 @@ def test_transcripts_show_prints_every_row_in_seq_order_when_the_env_names_the_d
     assert done.returncode == 0, done.stderr
     header, rows = done.stdout.split("\n\n", 1)
     assert "session     s2" in header and f"model       {MODEL}" in header
-    seqs = [int(line.split()[0]) for line in rows.splitlines()]
+    assert "config      max_steps 5, tool_timeout_s 30.0" in header
+    titles, *lines = rows.splitlines()
+    assert titles.split() == ["SEQ", "KIND", "TIME", "WHAT"]
+    seqs = [int(line.split()[0]) for line in lines]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 25
-    assert '{"type":"user_message","content":"Only once"' in rows
+    assert re.fullmatch(r" +1  input +\+\d+\.\d{3}s  user_message \"Only once\"", lines[0])
+    assert lines[1].endswith("start_llm_request t1.1: 2 messages, 4 tools")
+    assert any(
+        line.endswith('tool_result c1 ok {"content":"# Demo\\n\\nHello from the workspace.\\n"}')
+        for line in lines
+    )
+    assert any(
+        line.endswith("emit state streaming -> awaiting_tool (event seq 5)") for line in lines
+    )
+    assert "{" not in "".join(line for line in lines if "tool_" not in line)
+
+
+def test_transcripts_show_raw_prints_the_stored_json_of_each_row(recorded: Path) -> None:
+    done = cli("transcripts", "show", "s2", "--raw", "--db", str(recorded))
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.split("\n\n", 1)[1].splitlines()
+    assert rows[0].split() == ["SEQ", "KIND", "TIME", "PAYLOAD"]
+    assert '{"type":"user_message","content":"Only once"' in rows[1]
 
 
 def test_transcripts_export_writes_every_stored_row_verbatim_when_the_format_is_jsonl(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from orchestrator.codec import decode_config
+from orchestrator.codec import decode_command, decode_config, decode_event
 from transcripts.conversation import (
     Block,
     Cancelled,
@@ -21,7 +21,8 @@ from transcripts.conversation import (
     conversation,
 )
 from transcripts.exchanges import exchanges
-from transcripts.store import Overview, SessionRecord, TranscriptStore
+from transcripts.rows import describe_command, describe_event
+from transcripts.store import INPUT, Overview, SessionRecord, TranscriptStore
 
 SHOW_WIDTH = 160
 
@@ -92,20 +93,36 @@ def list_lines(rows: list[tuple[str, ...]]) -> Iterator[str]:
     return aligned(rows, frozenset({2, 4, 5}))
 
 
-def show_lines(store: TranscriptStore, session: SessionRecord) -> Iterator[str]:
-    """The session's header, then one line per row: seq, kind, time and the payload, clipped."""
+def _config_words(config: str) -> str:
+    """The core config on one line; long texts (the system prompt) by their length."""
+    return ", ".join(
+        f"{key} ({len(value)} characters)" if isinstance(value, str) else f"{key} {value}"
+        for key, value in json.loads(config).items()
+    )
+
+
+def show_lines(store: TranscriptStore, session: SessionRecord, raw: bool = False) -> Iterator[str]:
+    """The session's header, then one line per row: seq, kind, time since the start, and what
+    the row holds in words (`raw`: its stored JSON, clipped)."""
     yield f"session     {session.session_id}"
     yield f"created     {timestamp(session.created_at)}"
-    yield f"model       {session.model}"
+    yield f"model       {session.model or UNKNOWN}"
     yield f"rows        {session.inputs} inputs, {session.outputs} outputs"
     yield f"redactions  {session.redactions}"
-    yield f"config      {session.config}"
+    yield f"config      {session.config if raw else _config_words(session.config)}"
     yield ""
+    yield f"{'SEQ':>6}  {'KIND':<6}  {'TIME':>9}  {'PAYLOAD' if raw else 'WHAT'}"
     for row in store.events(session.session_id):
-        payload = row.payload
-        if len(payload) > SHOW_WIDTH:
-            payload = f"{payload[:SHOW_WIDTH]}... ({len(row.payload)} chars)"
-        yield f"{row.seq:>6}  {row.kind:<6}  {timestamp(row.recorded_at)}  {payload}"
+        if raw:
+            what = row.payload
+            if len(what) > SHOW_WIDTH:
+                what = f"{what[:SHOW_WIDTH]}... ({len(row.payload)} chars)"
+        elif row.kind == INPUT:
+            what = describe_event(decode_event(row.payload))
+        else:
+            what = describe_command(decode_command(row.payload))
+        since = row.recorded_at - session.created_at
+        yield f"{row.seq:>6}  {row.kind:<6}  {since:+8.3f}s  {what}"
 
 
 def jsonl_lines(store: TranscriptStore, session: SessionRecord) -> Iterator[str]:
