@@ -14,13 +14,22 @@ import pytest
 import pytest_asyncio
 
 from ide_client.sample import create_sample_workspace
-from orchestrator.events import LlmStreamEnded, LlmTextDelta, UserMessageReceived
+from orchestrator.commands import EmitEvent
+from orchestrator.events import (
+    LlmStreamEnded,
+    LlmTextDelta,
+    LlmToolCallsCompleted,
+    ModelToolCall,
+    ToolResultReceived,
+    UserMessageReceived,
+)
 from tests.support.chromium import Chromium, Page, png_colours, png_size
 from tests.support.procs import ROOT
 from tests.support.recorded_session import SessionDriver
 from tests.support.stack import running_stack
 from tests.test_e2e_transcripts import run_demo_turn
 from transcripts import TranscriptRecorder
+from wire import ToolCall
 
 MODEL_WAIT, MODEL_STREAM, TOOL = (bytes.fromhex(c) for c in ("8250df", "c297ff", "1f883d"))
 HOSTILE = (
@@ -67,6 +76,17 @@ def hostile_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
         driver.feed(UserMessageReceived("second " + HOSTILE))
         driver.feed(LlmTextDelta("t2.1", HOSTILE))
         driver.feed(LlmStreamEnded("t2.1", "stop"))
+        driver.feed(UserMessageReceived("third"))
+        call = ModelToolCall("call_9", "read_file", '{"path": "x"}')
+        driver.feed(LlmToolCallsCompleted("t3.1", (call,)))
+        (sent,) = [
+            command.event
+            for command in driver.feed(LlmStreamEnded("t3.1", "tool_calls"))
+            if isinstance(command, EmitEvent) and isinstance(command.event, ToolCall)
+        ]
+        driver.feed(
+            ToolResultReceived(sent.call_id, ok=False, error_code=HOSTILE, error_message=HOSTILE)
+        )
     return db
 
 
@@ -166,10 +186,12 @@ async def test_view_keeps_markup_from_the_user_the_model_and_the_ide_as_text(
         "visible": "block",
     }
     texts = await page.evaluate(
-        "[...document.querySelectorAll('.item .md, pre.text')].map(e => e.textContent)"
+        "[...document.querySelectorAll('.item .md, pre.text, .who code')].map(e => e.textContent)"
     )
     shown = [text for text in texts if "<script>window.pwned = 1</script>" in text]
-    assert len(shown) >= 4, texts  # two user messages, the model's text, the file's text
+    # two user messages, the model's text, the file's text, and the code and message of both
+    # the failed result and the error event the IDE was sent about it
+    assert len(shown) == 8, texts
     title = await page.evaluate("document.querySelector('.turn h3').textContent")
     assert title.startswith("Turn 1: <script>")
     await page.screenshot(tmp_path / "evil.png")
