@@ -45,7 +45,7 @@ def _open(kind: str, height: float, title: str) -> str:
     return (
         f"<svg{attrs(class_=f'chart {kind}', role='img', aria_label=title)} "
         f'xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
-        f'viewBox="0 0 {WIDTH} {height:.0f}"><text class="title" x="0" y="14">{esc(title)}</text>'
+        f'viewBox="0 0 {WIDTH} {height:.0f}"><text class="title" x="2" y="14">{esc(title)}</text>'
     )
 
 
@@ -146,9 +146,9 @@ def line_chart(title: str, x_label: str, unit: str, series: Sequence[Series], lo
     xs = sorted({x for line in series for x, _ in line.points})
     ys = [y for line in series for _, y in line.points if y is not None]
     x_scale = (
-        LogScale.covering(xs, left + INSET, WIDTH - RIGHT)
+        LogScale(xs[0], xs[-1], left + INSET, WIDTH - RIGHT - INSET)
         if len(xs) > 1
-        else LinearScale(0, 2 * xs[0], left + INSET, WIDTH - RIGHT)
+        else LinearScale(0, 2 * xs[0], left + INSET, WIDTH - RIGHT - INSET)
     )
     y_scale = _scale(ys or [1.0], log, bottom, top)
     ticks = "".join(
