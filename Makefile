@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ACPX_STAMP := tests/acpx/node_modules/.installed
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: demo test lint install
 
 $(STAMP): pyproject.toml
@@ -28,5 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator wire acp_agent
 
-test: lint $(ACPX_STAMP)
+# The pages' tests load them in headless Chromium: Debian's package, installed when missing.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "make test: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi
+
+test: lint $(ACPX_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q

@@ -6,8 +6,9 @@ time it was written, `agent-service up` (three processes) and `agent-service up
 reading the upstream directly, the floor; (b) the same client through the
 llm-proxy; (c) an IDE client on the gateway of the three-process pipeline;
 (d) the same on the in-process mode. Prints every figure as p50/p99 with its
-ratio to (a), checks the performance targets, and writes it all as JSON.
-See docs/performance.md.
+ratio to (a), checks the performance targets, and writes it all as JSON and
+as an HTML page of charts. `--from FILE` redraws an earlier run's JSON instead
+of measuring. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 
 import uvloop
 
+from agent_service.failures import OperatorError
 from benchmarks.errors import BenchError
 from benchmarks.figures import check_targets
+from benchmarks.html_report import render_html
 from benchmarks.machine import describe
 from benchmarks.report import render
 from benchmarks.run import FULL, QUICK, Sizes, measure, processes_under_test
@@ -41,6 +44,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=Path("bench-results.json"),
         metavar="PATH",
         help="where to write every figure (default %(default)s)",
+    )
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="where to write the page of charts (default: the JSON's path ending in .html)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_json",
+        type=Path,
+        metavar="FILE",
+        help="measure nothing: print the tables and write the charts of this earlier run's JSON",
     )
     sizes = parser.add_argument_group("sizes (default: the preset, --quick or full)")
     sizes.add_argument("--rounds", type=_count, help="paced and tool-call rounds per route")
@@ -73,7 +89,37 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the bench; print the tables and write the JSON file."""
+    """Run the bench (or read `--from`); print the tables, write the JSON and the HTML page."""
+    if args.from_json is not None:
+        results = _earlier_run(args.from_json)
+        source = args.from_json
+    else:
+        measured = _measure(args)
+        if measured is None:
+            return 1
+        results, source = measured, args.json
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    html = args.html or source.with_suffix(".html")
+    html.write_text(render_html(results), encoding="utf-8")
+    print(render(results))
+    written = [html] if args.from_json is not None else [args.json, html]
+    print(f"\nwritten to {' and '.join(map(str, written))}")
+    return 0
+
+
+def _earlier_run(path: Path) -> dict[str, Any]:
+    try:
+        results = json.loads(path.read_text())
+        if not isinstance(results, dict) or not {"figures", "machine", "sizes"} <= set(results):
+            raise ValueError("it lacks figures, machine or sizes")
+    except ValueError as exc:
+        raise OperatorError(
+            f"{path} is not the JSON of a bench run ({exc})", "pass a file bench --json wrote"
+        ) from None
+    return results
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any] | None:
     sizes = sizes_of(args)
     try:
         with (
@@ -84,17 +130,13 @@ def run(args: argparse.Namespace) -> int:
             figures = runner.run(measure(under_test, sizes))
     except BenchError as exc:
         print(f"agent-service bench: {exc}", file=sys.stderr)
-        return 1
-    results: dict[str, Any] = {
+        return None
+    return {
         "machine": describe(),
         "sizes": dataclasses.asdict(sizes),
         "figures": figures,
         "targets": check_targets(figures),
     }
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(render(results))
-    print(f"\nwritten to {args.json}")
-    return 0
 
 
 def _count(text: str) -> int:

@@ -16,6 +16,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+DISTRIBUTION = {"min": 0, "p25": 25, "p75": 75, "p90": 90, "max": 100}
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
-    """p50, p99 and how many values they summarise."""
-    return {"p50": percentile(values, 50), "p99": percentile(values, 99), "n": len(values)}
+    """p50, p99 and how many values they summarise; then min, p25, p75, p90, max for charts."""
+    figure = {"p50": percentile(values, 50), "p99": percentile(values, 99), "n": len(values)}
+    figure.update({name: percentile(values, q) for name, q in DISTRIBUTION.items()})
+    return figure

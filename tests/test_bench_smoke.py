@@ -124,6 +124,19 @@ def test_bench_reports_every_figure_for_every_route(tiny_run: tuple[dict[str, An
     assert "target (pipeline, three processes)" in stdout and "concurrency sweep" in stdout
 
 
+def test_bench_writes_its_page_of_charts_next_to_the_json(
+    tiny_run: tuple[dict[str, Any], str],
+) -> None:
+    stdout = tiny_run[1]
+    json_path = Path(stdout.rsplit("written to ", 1)[1].split(" and ")[0])
+    html = json_path.with_suffix(".html").read_text()
+    assert stdout.rstrip().endswith(f"written to {json_path} and {json_path.with_suffix('.html')}")
+    assert html.startswith("<!doctype html>") and "<script" not in html
+    assert html.count('<svg class="chart distribution"') == 4
+    assert html.count('<svg class="chart lines"') == 5
+    assert all(f'data-route="{route}"' in html for route in ROUTES)
+
+
 def test_bench_counts_the_cpu_of_each_service_of_each_route(
     tiny_run: tuple[dict[str, Any], str],
 ) -> None:

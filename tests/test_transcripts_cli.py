@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from tests.support.procs import ROOT
 from tests.support.recorded_session import ANSWER, MODEL, record_session
 from transcripts import TranscriptRecorder, TranscriptStore
 
+DIFF = 'diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-print("a")\n+print("b")\n'
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -24,6 +27,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with TranscriptRecorder(path) as recorder:
         record_session(recorder, "s1")
         record_session(recorder, "s2", messages=["Only once"])
+        record_session(recorder, "s3", messages=["Show me\nthe diff"], tool_output={"diff": DIFF})
     return path
 
 
@@ -41,14 +45,31 @@ def cli(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_transcripts_list_prints_one_line_per_session_when_given_a_database(
+def test_transcripts_list_prints_a_table_of_the_sessions_when_given_a_database(
     recorded: Path,
 ) -> None:
     done = cli("transcripts", "list", "--db", str(recorded))
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["s1", "s2"]
-    assert MODEL in lines[0] and "19 in / 29 out" in lines[0]
+    header, *lines = done.stdout.splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "SESSION",
+        "STARTED",
+        "DURATION",
+        "MODEL",
+        "TURNS",
+        "ROWS IN/OUT",
+        "FIRST MESSAGE",
+    ]
+    row = re.compile(r"(\S+) +(\S+Z) +([\d.]+ s)  (\S+) +(\d+) +(\d+/\d+)  (.*)")
+    rows = [row.fullmatch(line) for line in lines]
+    assert all(rows), lines
+    cells = [match.groups() for match in rows if match]
+    assert [(c[0], c[3], c[4], c[5]) for c in cells] == [
+        ("s1", MODEL, "2", "19/29"),
+        ("s2", MODEL, "1", "10/15"),
+        ("s3", MODEL, "1", "10/15"),
+    ], "the late chunk after the turns is no turn"
+    assert [c[6] for c in cells] == ["What does the README say?", "Only once", "Show me the diff"]
 
 
 def test_transcripts_show_prints_every_row_in_seq_order_when_the_env_names_the_database(
@@ -58,9 +79,29 @@ def test_transcripts_show_prints_every_row_in_seq_order_when_the_env_names_the_d
     assert done.returncode == 0, done.stderr
     header, rows = done.stdout.split("\n\n", 1)
     assert "session     s2" in header and f"model       {MODEL}" in header
-    seqs = [int(line.split()[0]) for line in rows.splitlines()]
+    assert "config      max_steps 5, tool_timeout_s 30.0" in header
+    titles, *lines = rows.splitlines()
+    assert titles.split() == ["SEQ", "KIND", "TIME", "WHAT"]
+    seqs = [int(line.split()[0]) for line in lines]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 25
-    assert '{"type":"user_message","content":"Only once"' in rows
+    assert re.fullmatch(r" +1  input +\+\d+\.\d{3}s  user_message \"Only once\"", lines[0])
+    assert lines[1].endswith("start_llm_request t1.1: 2 messages, 4 tools")
+    assert any(
+        line.endswith('tool_result c1 ok {"content":"# Demo\\n\\nHello from the workspace.\\n"}')
+        for line in lines
+    )
+    assert any(
+        line.endswith("emit state streaming -> awaiting_tool (event seq 5)") for line in lines
+    )
+    assert "{" not in "".join(line for line in lines if "tool_" not in line)
+
+
+def test_transcripts_show_raw_prints_the_stored_json_of_each_row(recorded: Path) -> None:
+    done = cli("transcripts", "show", "s2", "--raw", "--db", str(recorded))
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.split("\n\n", 1)[1].splitlines()
+    assert rows[0].split() == ["SEQ", "KIND", "TIME", "PAYLOAD"]
+    assert '{"type":"user_message","content":"Only once"' in rows[1]
 
 
 def test_transcripts_export_writes_every_stored_row_verbatim_when_the_format_is_jsonl(
@@ -88,6 +129,20 @@ def test_transcripts_export_reads_like_a_conversation_when_the_format_is_markdow
     assert "**Tool result** `c1` (ok)" in text
     assert "## Agent\n\n" + "".join(ANSWER) in text
     assert "*Turn t1 finished (stop)" in text
+    assert (
+        "**Tool result** `c1` (ok)\n\n`content`:\n\n```md\n# Demo\n\nHello from the workspace.\n```"
+        in text
+    )
+    assert '"content"' not in text and "\\n" not in text
+
+
+def test_transcripts_export_shows_a_diff_as_a_diff_block_when_the_format_is_markdown(
+    recorded: Path,
+) -> None:
+    done = cli("transcripts", "export", "s3", "--format", "markdown", "--db", str(recorded))
+    assert done.returncode == 0, done.stderr
+    assert "**Tool result** `c1` (ok)\n\n`diff`:\n\n```diff\n" + DIFF + "```\n" in done.stdout
+    assert "## User\n\nShow me\nthe diff" in done.stdout
 
 
 def test_transcripts_names_the_problem_when_the_session_is_unknown(recorded: Path) -> None:
@@ -130,7 +185,7 @@ def test_replay_verify_all_prints_the_diff_and_a_summary_when_one_chunk_was_chan
     assert every.returncode == 1
     assert every.stdout.startswith("ok        s1")
     assert every.stdout.splitlines()[-1] == (
-        "replay --verify: 2 transcripts, 1 ok, 1 diverged, 0 unreadable"
+        "replay --verify: 3 transcripts, 2 ok, 1 diverged, 0 unreadable"
     )
 
 

@@ -56,6 +56,15 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Overview:
+    """What a listing shows of a session without decoding its rows."""
+
+    turns: int
+    first_message: str
+    last_recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """One stored row of a session: an input event or an output command, as JSON."""
 
@@ -73,6 +82,14 @@ FROM sessions AS s LEFT JOIN events AS e ON e.session_id = s.session_id
 {where}
 GROUP BY s.session_id
 ORDER BY s.created_at, s.session_id
+"""
+
+_USER_MESSAGES_QUERY = """
+SELECT m.session_id, m.payload FROM events AS m
+LEFT JOIN events AS r ON r.session_id = m.session_id AND r.seq = m.seq + 1
+    AND r.kind = 'output' AND r.payload LIKE '{"type":"reject_event"%'
+WHERE m.kind = 'input' AND m.payload LIKE '{"type":"user_message"%' AND r.seq IS NULL
+ORDER BY m.session_id, m.seq
 """
 
 _APPEND_ONLY = """
@@ -231,6 +248,24 @@ class TranscriptStore:
     def sessions(self) -> list[SessionRecord]:
         """Every recorded session, oldest first."""
         return [_session(row) for row in self._query(_SESSIONS_QUERY.format(where=""), [])]
+
+    def overviews(self) -> dict[str, Overview]:
+        """Per session with rows: accepted user messages (turns), the first one, the last time."""
+        last = {
+            row["session_id"]: float(row["last"])
+            for row in self._query(
+                "SELECT session_id, max(recorded_at) AS last FROM events GROUP BY session_id", []
+            )
+        }
+        messages: dict[str, list[str]] = {}
+        for row in self._query(_USER_MESSAGES_QUERY, []):
+            messages.setdefault(row["session_id"], []).append(row["payload"])
+        overviews = {}
+        for session_id, last_at in last.items():
+            accepted = messages.get(session_id, [])
+            first = json.loads(accepted[0])["content"] if accepted else ""
+            overviews[session_id] = Overview(len(accepted), first, last_at)
+        return overviews
 
     def session(self, session_id: str) -> SessionRecord:
         """One recorded session; raises `SessionNotFound`."""
