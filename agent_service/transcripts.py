@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             store.close()
     except (TranscriptError, CodecError) as exc:
-        print(f"error: {exc.message} [{exc.code}]", file=sys.stderr)
+        print(f"agent-service transcripts: {exc.message} [{exc.code}]", file=sys.stderr)
         return 1
     return 0
 

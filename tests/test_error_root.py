@@ -15,6 +15,7 @@ PACKAGES = (
     "agent_service",
     "benchmarks",
     "gateway",
+    "htmlpage",
     "ide_client",
     "llm_proxy",
     "orchestrator",
