@@ -1,0 +1,399 @@
+"""Where each hunk goes in a file's text, found by its lines in steps of decreasing strictness.
+
+Rules this module lives by:
+- A hunk is located by its context and removed lines, never by line numbers alone. Every
+  hunk is located in the original text on its own, so hunks may come in any order; located
+  hunks must not overlap.
+- Steps: exact (line endings aside, so a CRLF file takes an LF diff), then trailing
+  whitespace ignored, then indentation ignored, then all whitespace runs and typographic
+  punctuation ignored. The first step that finds the lines decides. Only the exact step may
+  choose among several places, and only with a sign that names one of them: the line the
+  header states (or that line moved as much as the file's previous hunk moved), the
+  anchors (`@@ def f():`) the place must sit in, or `*** End of File`. Anything else that
+  matches more than once is refused.
+- What the hunk keeps comes from the file, not from the diff: context lines stay as the file
+  has them; added lines take the file's line ending and, when the match ignored
+  indentation, the file's indentation (a uniform shift, or tabs for spaces); a hunk whose
+  indentation cannot be mapped onto the file's is refused.
+- Pure: text in, text or `Conflict`s out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ide_client.patch.model import (
+    CONTEXT,
+    REMOVED,
+    Conflict,
+    Hunk,
+    PatchConflict,
+)
+
+_PUNCTUATION = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+        "\u2026": "...",
+    }
+)
+_NEAREST_MARGIN = 2
+_MAX_CANDIDATES = 10
+
+
+def _loose(text: str) -> str:
+    return " ".join(text.translate(_PUNCTUATION).split())
+
+
+_STEPS: tuple[Callable[[str], str], ...] = (lambda text: text, str.rstrip, str.strip, _loose)
+_INDENTATION_STEP = 2
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of `text` with their '\\n' kept; only '\\n' ends a line, so '\\r' stays in the text."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def apply_hunks(text: str, hunks: Sequence[Hunk], path: str) -> str:
+    """`text` with every hunk applied; PatchConflict says which hunks do not fit and why."""
+    result, conflicts = patch_text(text, hunks, path)
+    if conflicts:
+        raise PatchConflict(tuple(conflicts))
+    assert result is not None
+    return result
+
+
+def patch_text(text: str, hunks: Sequence[Hunk], path: str) -> tuple[str | None, list[Conflict]]:
+    """`text` with every hunk applied and no conflict, or None and every hunk's conflict."""
+    file = _FileText(text)
+    placements: list[_Placement] = []
+    conflicts: list[Conflict] = []
+    offset = 0
+    for number, hunk in enumerate(hunks, 1):
+        found = file.locate(hunk, number, path, offset)
+        if isinstance(found, Conflict):
+            conflicts.append(found)
+            continue
+        placements.append(found)
+        if hunk.old_start is not None:
+            offset = found.start - _stated_index(hunk)
+    conflicts += _overlaps(placements, path, file)
+    if conflicts:
+        return None, conflicts
+    return file.assemble(placements), []
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """A located hunk: the file lines [start, end) it replaces and the lines it leaves there."""
+
+    number: int
+    start: int
+    end: int
+    lines: tuple[str, ...]
+
+
+class _FileText:
+    """One file's lines, their bodies (no line ending) and their forms at each step."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = split_lines(text)
+        self.bodies = [line.removesuffix("\n").removesuffix("\r") for line in self.lines]
+        crlf = sum(line.endswith("\r\n") for line in self.lines)
+        self.eol = "\r\n" if crlf and crlf * 2 >= len(self.lines) else "\n"
+        self._keys: dict[int, list[str]] = {}
+
+    def keys(self, step: int) -> list[str]:
+        if step not in self._keys:
+            self._keys[step] = [_STEPS[step](body) for body in self.bodies]
+        return self._keys[step]
+
+    def locate(self, hunk: Hunk, number: int, path: str, offset: int) -> _Placement | Conflict:
+        """Where the hunk goes, or the conflict that says why it cannot go anywhere."""
+        old = [line.text.removesuffix("\r") for line in hunk.old]
+        if not old:
+            return self._place_insertion(hunk, number, path)
+        for step, normalize in enumerate(_STEPS):
+            wanted = [normalize(text) for text in old]
+            found = _positions(self.keys(step), wanted)
+            if len(found) > 1 and step == 0:
+                found = self._tiebreak(found, hunk, len(old), offset)
+            if len(found) == 1:
+                return self._place(hunk, number, path, found[0], step)
+            if found:
+                return self._ambiguous(hunk, number, path, found)
+        return self._mismatch(hunk, number, path, old, offset)
+
+    def _place_insertion(self, hunk: Hunk, number: int, path: str) -> _Placement | Conflict:
+        """A hunk with no old lines: only an empty file or an `*** End of File` says where."""
+        if self.lines and not hunk.at_end:
+            return Conflict(
+                "no_context",
+                path,
+                "the hunk has no context or removed lines, so nothing says where it goes; "
+                "add the lines around the change as context",
+                number,
+                hunk.diff_line,
+            )
+        at = len(self.lines)
+        return _Placement(number, at, at, self._new_lines(hunk, at, lambda text: text))
+
+    def _tiebreak(self, found: list[int], hunk: Hunk, size: int, offset: int) -> list[int]:
+        """The one place a sign in the hunk names among several exact matches, else them all."""
+        if hunk.old_start is not None:
+            stated = _stated_index(hunk)
+            named = [at for at in found if at in (stated, stated + offset)]
+            if len(named) == 1:
+                return named
+        if hunk.anchors:
+            inside = [
+                at for at in found if all(self._within(anchor, at) for anchor in hunk.anchors)
+            ]
+            if len(inside) == 1:
+                return inside
+        if hunk.at_end:
+            ending = [at for at in found if at + size == len(self.lines)]
+            if len(ending) == 1:
+                return ending
+        return found
+
+    def _within(self, anchor: str, at: int) -> bool:
+        """Whether line `at` is in the block opened by the nearest line starting with `anchor`.
+
+        The block runs to the first non-blank line indented no deeper than the anchor's line
+        that does not start with a closing bracket.
+        """
+        wanted = anchor.strip()
+        keys = self.keys(_INDENTATION_STEP)
+        for index in range(min(at, len(keys) - 1), -1, -1):
+            if keys[index].startswith(wanted):
+                depth = len(_indentation(self.bodies[index]))
+                inside = range(index + 1, min(at + 1, len(keys)))
+                return not any(_closes(self.bodies[line], depth) for line in inside)
+        return False
+
+    def _place(
+        self, hunk: Hunk, number: int, path: str, at: int, step: int
+    ) -> _Placement | Conflict:
+        reindent = self._reindenter(hunk, at) if step >= _INDENTATION_STEP else _unchanged
+        if reindent is None:
+            end = at + len(hunk.old)
+            return Conflict(
+                "indentation",
+                path,
+                f"the hunk matches lines {at + 1}-{end} only when indentation is ignored, and "
+                "its indentation cannot be mapped onto the file's; rewrite it with the file's "
+                "exact indentation",
+                number,
+                hunk.diff_line,
+                nearest=self._region(at, end),
+            )
+        return _Placement(number, at, at + len(hunk.old), self._new_lines(hunk, at, reindent))
+
+    def _new_lines(self, hunk: Hunk, at: int, reindent: Callable[[str], str]) -> tuple[str, ...]:
+        """The lines the hunk leaves at `at`: context as the file has it, added lines adapted."""
+        eol = self.eol
+        if not self.lines and hunk.lines and all(line.text.endswith("\r") for line in hunk.new):
+            eol = "\r\n"
+        out: list[str] = []
+        index = at
+        for line in hunk.lines:
+            if line.tag == CONTEXT:
+                out.append(self.lines[index])
+                index += 1
+            elif line.tag == REMOVED:
+                index += 1
+            else:
+                ending = eol if line.newline else ""
+                out.append(reindent(line.text.removesuffix("\r")) + ending)
+        return tuple(out)
+
+    def _reindenter(self, hunk: Hunk, at: int) -> Callable[[str], str] | None:
+        """How to turn the hunk's indentation into the file's, judged on the matched lines."""
+        pairs = {
+            (_indentation(line.text), _indentation(self.bodies[index]))
+            for index, line in zip(range(at, at + len(hunk.old)), hunk.old, strict=True)
+            if line.text.strip()
+        }
+        if all(ours == theirs for ours, theirs in pairs):
+            return _unchanged
+        return _tab_conversion(pairs) or _uniform_shift(pairs)
+
+    def _ambiguous(self, hunk: Hunk, number: int, path: str, found: list[int]) -> Conflict:
+        shown = tuple(at + 1 for at in found[:_MAX_CANDIDATES])
+        return Conflict(
+            "ambiguous",
+            path,
+            f"the hunk's lines match {len(found)} places of the file and nothing in the hunk "
+            "tells them apart; add context lines that make it unique",
+            number,
+            hunk.diff_line,
+            candidates=shown,
+        )
+
+    def _mismatch(
+        self, hunk: Hunk, number: int, path: str, old: list[str], offset: int
+    ) -> Conflict:
+        """The conflict for a hunk that matches nowhere: its nearest region, the first difference."""
+        keys = self.keys(len(_STEPS) - 1)
+        wanted = [_loose(text) for text in old]
+        stated = _stated_index(hunk) + offset if hunk.old_start is not None else 0
+        last = max(len(keys) - len(wanted), 0)
+
+        def closeness(at: int) -> tuple[int, int]:
+            same = sum(a == b for a, b in zip(keys[at : at + len(wanted)], wanted, strict=False))
+            return same, -abs(at - stated)
+
+        at = max(range(last + 1), key=closeness)
+        differs = next(
+            (
+                index
+                for index, text in enumerate(wanted)
+                if at + index >= len(keys) or keys[at + index] != text
+            ),
+            0,
+        )
+        line = at + differs
+        actual = self.bodies[line] if line < len(self.bodies) else "<end of file>"
+        return Conflict(
+            "context_mismatch",
+            path,
+            "the hunk does not match the file (a context or removed line differs)",
+            number,
+            hunk.diff_line,
+            line=line + 1,
+            expected=hunk.old[differs].text.removesuffix("\r"),
+            actual=actual,
+            nearest=self._region(at, at + len(wanted)),
+        )
+
+    def _region(self, start: int, end: int) -> tuple[tuple[int, str], ...]:
+        first = max(start - _NEAREST_MARGIN, 0)
+        last = min(end + _NEAREST_MARGIN, len(self.bodies))
+        return tuple((index + 1, self.bodies[index]) for index in range(first, last))
+
+    def assemble(self, placements: list[_Placement]) -> str:
+        """The file with every placement applied; a line left without ending gets one when
+        another line follows it."""
+        out: list[str] = []
+        cursor = 0
+        for placement in sorted(placements, key=lambda p: (p.start, p.number)):
+            out += self.lines[cursor : placement.start]
+            out += placement.lines
+            cursor = placement.end
+        out += self.lines[cursor:]
+        for index in range(len(out) - 1):
+            if not out[index].endswith("\n"):
+                out[index] += self.eol
+        return "".join(out)
+
+
+def _overlaps(placements: list[_Placement], path: str, file: _FileText) -> list[Conflict]:
+    conflicts: list[Conflict] = []
+    ordered = sorted(placements, key=lambda p: (p.start, p.number))
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end or (after.start == before.start == before.end == after.end):
+            conflicts.append(
+                Conflict(
+                    "overlap",
+                    path,
+                    f"the hunk overlaps hunk #{before.number} (lines {before.start + 1}-"
+                    f"{before.end}); merge them into one hunk",
+                    after.number,
+                    nearest=file._region(after.start, after.end),
+                )
+            )
+    return conflicts
+
+
+def _stated_index(hunk: Hunk) -> int:
+    """The 0-based index the header says the hunk's old lines start at."""
+    assert hunk.old_start is not None
+    return hunk.old_start - 1 if hunk.old else hunk.old_start
+
+
+def _positions(keys: list[str], wanted: list[str]) -> list[int]:
+    first, size = wanted[0], len(wanted)
+    return [
+        at
+        for at in range(len(keys) - size + 1)
+        if keys[at] == first and keys[at : at + size] == wanted
+    ]
+
+
+def _closes(body: str, depth: int) -> bool:
+    """Whether this line ends a block opened at indentation `depth`."""
+    text = body.strip()
+    return bool(text) and len(_indentation(body)) <= depth and not text.startswith((")", "]", "}"))
+
+
+def _indentation(text: str) -> str:
+    return text[: len(text) - len(text.lstrip())]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _tab_conversion(pairs: set[tuple[str, str]]) -> Callable[[str], str] | None:
+    """Spaces in the hunk where the file has tabs (or the reverse), at one width throughout."""
+    ours = "".join(pair[0] for pair in pairs)
+    theirs = "".join(pair[1] for pair in pairs)
+    if set(ours) <= {" "} and set(theirs) <= {"\t"}:
+        spaces, tabs = 0, 1
+    elif set(ours) <= {"\t"} and set(theirs) <= {" "}:
+        spaces, tabs = 1, 0
+    else:
+        return None
+    widths = {len(pair[spaces]) / len(pair[tabs]) for pair in pairs if pair[tabs]}
+    if len(widths) != 1 or any(not pair[tabs] and pair[spaces] for pair in pairs):
+        return None
+    width = int(widths.pop())
+    if width < 1 or any(len(pair[spaces]) != width * len(pair[tabs]) for pair in pairs):
+        return None
+
+    def convert(text: str) -> str:
+        indent = _indentation(text)
+        rest = text[len(indent) :]
+        if spaces == 0 and set(indent) <= {" "}:
+            return "\t" * (len(indent) // width) + " " * (len(indent) % width) + rest
+        if spaces == 1 and set(indent) <= {"\t"}:
+            return " " * (width * len(indent)) + rest
+        return text
+
+    return convert
+
+
+def _uniform_shift(pairs: set[tuple[str, str]]) -> Callable[[str], str] | None:
+    """The same indentation added or taken away on every line (one prefix for another)."""
+    changes = {_prefix_change(ours, theirs) for ours, theirs in pairs}
+    if len(changes) != 1:
+        return None
+    ((drop, add),) = changes
+
+    def shift(text: str) -> str:
+        if not text.strip() or not text.startswith(drop):
+            return text
+        return add + text[len(drop) :]
+
+    return shift
+
+
+def _prefix_change(ours: str, theirs: str) -> tuple[str, str]:
+    """(what to drop from the front of ours, what to put there) to make theirs."""
+    common = 0
+    while common < min(len(ours), len(theirs)) and ours[-1 - common] == theirs[-1 - common]:
+        common += 1
+    return ours[: len(ours) - common], theirs[: len(theirs) - common]
