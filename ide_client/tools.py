@@ -1,4 +1,4 @@
-"""The four IDE tools (read_file, write_file, git.diff, apply_patch), run on one workspace.
+"""The IDE tools (read_file, write_file, git.diff, apply_patch, list_files, search) on one workspace.
 
 `ToolRunner.run(tool, arguments)` validates the arguments with the wire models, runs the tool
 and returns its `output`, or raises ToolFailure whose code and message become the
@@ -13,12 +13,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ide_client.discovery import DEFAULT_SEARCH_TIMEOUT, SearchQuery, list_files, search
 from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
 from ide_client.patch import PatchError, PlannedFile, parse_patch, plan_file_patches
 from ide_client.workspace import FileChange, FileRead, Target, Workspace
 from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult
-from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
+from wire.tools import (
+    ApplyPatchArguments,
+    GitDiffArguments,
+    ListFilesArguments,
+    ReadFileArguments,
+    SearchArguments,
+    WriteFileArguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +34,16 @@ log = logging.getLogger(__name__)
 class ToolRunner:
     """Runs tool calls on one workspace, confined to it."""
 
-    def __init__(self, workspace: Workspace, *, git_timeout: float = DEFAULT_GIT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        git_timeout: float = DEFAULT_GIT_TIMEOUT,
+        search_timeout: float = DEFAULT_SEARCH_TIMEOUT,
+    ) -> None:
         self.workspace = workspace
         self.git_timeout = git_timeout
+        self.search_timeout = search_timeout
 
     def answer(self, call: ToolCall) -> ToolResult:
         """Run the call; its `tool_result`, an error result when the tool failed or crashed."""
@@ -58,6 +73,11 @@ class ToolRunner:
             return self.git_diff(checked)
         if isinstance(checked, ApplyPatchArguments):
             return self.apply_patch(checked)
+        if isinstance(checked, ListFilesArguments):
+            return list_files(self.workspace, checked.path, checked.pattern, checked.max_results)
+        if isinstance(checked, SearchArguments):
+            query = SearchQuery(**checked.model_dump())
+            return search(self.workspace, query, timeout=self.search_timeout)
         raise ToolFailure(ToolCode.UNKNOWN_TOOL, f"tool {tool!r} is not implemented by this IDE")
 
     def read_file(self, arguments: ReadFileArguments) -> dict[str, Any]:
