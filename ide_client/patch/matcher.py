@@ -20,6 +20,7 @@ Rules this module lives by:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def _loose(text: str) -> str:
 
 _STEPS: tuple[Callable[[str], str], ...] = (lambda text: text, str.rstrip, str.strip, _loose)
 _INDENTATION_STEP = 2
+_TAB_WIDTHS = (4, 8, 2)
 
 
 def split_lines(text: str) -> list[str]:
@@ -122,6 +124,15 @@ class _FileText:
 
     def locate(self, hunk: Hunk, number: int, path: str, offset: int) -> _Placement | Conflict:
         """Where the hunk goes, or the conflict that says why it cannot go anywhere."""
+        found = self._locate(hunk, number, path, offset)
+        if isinstance(found, Conflict) and found.kind == "context_mismatch" and hunk.blank_tail:
+            shorter = dataclasses.replace(hunk, lines=hunk.lines[: -hunk.blank_tail], blank_tail=0)
+            retry = self._locate(shorter, number, path, offset)
+            if not isinstance(retry, Conflict):
+                return retry
+        return found
+
+    def _locate(self, hunk: Hunk, number: int, path: str, offset: int) -> _Placement | Conflict:
         old = [line.text.removesuffix("\r") for line in hunk.old]
         if not old:
             return self._place_insertion(hunk, number, path)
@@ -348,32 +359,33 @@ def _unchanged(text: str) -> str:
 
 
 def _tab_conversion(pairs: set[tuple[str, str]]) -> Callable[[str], str] | None:
-    """Spaces in the hunk where the file has tabs (or the reverse), at one width throughout."""
-    ours = "".join(pair[0] for pair in pairs)
-    theirs = "".join(pair[1] for pair in pairs)
-    if set(ours) <= {" "} and set(theirs) <= {"\t"}:
-        spaces, tabs = 0, 1
-    elif set(ours) <= {"\t"} and set(theirs) <= {" "}:
-        spaces, tabs = 1, 0
-    else:
+    """Tabs in the file where the hunk has spaces (or the reverse) at the same columns."""
+    if not any("\t" in ours + theirs for ours, theirs in pairs):
         return None
-    widths = {len(pair[spaces]) / len(pair[tabs]) for pair in pairs if pair[tabs]}
-    if len(widths) != 1 or any(not pair[tabs] and pair[spaces] for pair in pairs):
+    width = next(
+        (
+            width
+            for width in _TAB_WIDTHS
+            if all(_columns(ours, width) == _columns(theirs, width) for ours, theirs in pairs)
+        ),
+        None,
+    )
+    if width is None:
         return None
-    width = int(widths.pop())
-    if width < 1 or any(len(pair[spaces]) != width * len(pair[tabs]) for pair in pairs):
-        return None
+    tabs = any("\t" in theirs for _, theirs in pairs)
 
     def convert(text: str) -> str:
         indent = _indentation(text)
-        rest = text[len(indent) :]
-        if spaces == 0 and set(indent) <= {" "}:
-            return "\t" * (len(indent) // width) + " " * (len(indent) % width) + rest
-        if spaces == 1 and set(indent) <= {"\t"}:
-            return " " * (width * len(indent)) + rest
-        return text
+        columns = _columns(indent, width)
+        if tabs:
+            return "\t" * (columns // width) + " " * (columns % width) + text[len(indent) :]
+        return " " * columns + text[len(indent) :]
 
     return convert
+
+
+def _columns(indent: str, width: int) -> int:
+    return len(indent.expandtabs(width))
 
 
 def _uniform_shift(pairs: set[tuple[str, str]]) -> Callable[[str], str] | None:

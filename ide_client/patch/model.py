@@ -37,6 +37,8 @@ class Hunk:
     are the lines the header says the hunk sits in (git's function context after `@@`,
     V4A's `@@ def f():` lines); `at_end` says the old lines end the file (V4A's
     `*** End of File`). `diff_line` is the header's line in the diff, for messages.
+    `blank_tail` counts the empty context lines that end the hunk and may have been meant
+    as separators: the hunk is located with them, and without them if it fits nowhere.
     """
 
     lines: tuple[HunkLine, ...]
@@ -44,6 +46,7 @@ class Hunk:
     old_start: int | None = None
     anchors: tuple[str, ...] = ()
     at_end: bool = False
+    blank_tail: int = 0
 
     @property
     def old(self) -> tuple[HunkLine, ...]:

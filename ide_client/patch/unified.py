@@ -121,12 +121,13 @@ class _Parser:
         old_start, counts, heading = _read_header(self.lines[self.at])
         self.at += 1
         body = self._counted_body(*counts) if counts else None
+        blank_tail = 0
         if body is None:
-            body = self._prefixed_body()
+            body, blank_tail = self._prefixed_body()
         if not any(line.tag != CONTEXT or line.text for line in body):
             raise PatchError(f"diff line {header_line}: the hunk has no lines")
         anchors = (heading,) if heading else ()
-        return Hunk(tuple(body), header_line, old_start, anchors)
+        return Hunk(tuple(body), header_line, old_start, anchors, blank_tail=blank_tail)
 
     def _counted_body(self, old_left: int, new_left: int) -> list[HunkLine] | None:
         """The body as the header's counts say, or None when the counts do not fit it."""
@@ -158,8 +159,9 @@ class _Parser:
             return None
         return body
 
-    def _prefixed_body(self) -> list[HunkLine]:
-        """The body read by line prefixes, up to a line that cannot be part of a hunk."""
+    def _prefixed_body(self) -> tuple[list[HunkLine], int]:
+        """The body read by line prefixes, up to a line that cannot be part of a hunk, and how
+        many empty lines end it."""
         body: list[HunkLine] = []
         blank_tail = 0
         while self._continues_body() or (self._peek(0) == "" and self.at < len(self.lines)):
@@ -170,9 +172,7 @@ class _Parser:
                 body.append(HunkLine(line[0], line[1:]) if line else HunkLine(CONTEXT, ""))
                 blank_tail = blank_tail + 1 if not line else 0
             self.at += 1
-        if blank_tail:
-            del body[-blank_tail:]
-        return body
+        return body, blank_tail
 
     def _continues_body(self) -> bool:
         """Whether the next line reads as a hunk line rather than the start of something else."""

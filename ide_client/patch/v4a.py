@@ -118,8 +118,9 @@ def _is_chunk_line(line: str) -> bool:
 def _close(
     hunks: list[Hunk], body: list[HunkLine], anchors: list[str], header_line: int, *, at_end: bool
 ) -> None:
-    """Finish one chunk (empty lines at its end are dropped) and add it to `hunks`."""
-    while body and body[-1] == HunkLine(CONTEXT, ""):
-        body.pop()
-    if body:
-        hunks.append(Hunk(tuple(body), header_line, None, tuple(anchors), at_end))
+    """Finish one chunk (empty lines at its end may be separators) and add it to `hunks`."""
+    tail = 0
+    while tail < len(body) and body[-1 - tail] == HunkLine(CONTEXT, ""):
+        tail += 1
+    if len(body) > tail:
+        hunks.append(Hunk(tuple(body), header_line, None, tuple(anchors), at_end, tail))
