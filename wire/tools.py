@@ -122,8 +122,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         ide_name="apply_patch",
         llm_name="apply_patch",
         description=(
-            "Apply a unified diff (as `git diff` writes it) to the workspace, all or nothing. "
-            "Returns {files}."
+            "Apply a unified diff (as `git diff` writes it) or a `*** Begin Patch` patch to the "
+            "workspace, all or nothing. Hunks are found by their context lines. Returns {files}."
         ),
         arguments=ApplyPatchArguments,
     ),
