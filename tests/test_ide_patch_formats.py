@@ -291,3 +291,15 @@ def test_plan_patch_raises_a_structured_conflict() -> None:
         plan_patch("--- a/x\n+++ b/x\n@@\n-a\n+b\n", {"x": "c\n"}.get)
     assert caught.value.conflicts[0].line == 1
     assert caught.value.details == {"conflicts": [caught.value.conflicts[0].as_json()]}
+
+
+def test_apply_patch_uses_git_function_context_to_tell_two_places_apart(
+    tools: ToolRunner, root: Path
+) -> None:
+    diff = (
+        "--- a/src/app.py\n+++ b/src/app.py\n@@ -60,1 +60,1 @@ def save(self, name, text):\n"
+        "-        path = os.path.join(self.root, name)\n+        path = name\n"
+    )
+    tools.run("apply_patch", {"diff": diff})
+    before, _, after = APP_PY.rpartition("        path = os.path.join(self.root, name)\n")
+    assert (root / "src" / "app.py").read_text() == before + "        path = name\n" + after
