@@ -278,10 +278,13 @@ class _FileText:
         )
         line = at + differs
         actual = self.bodies[line] if line < len(self.bodies) else "<end of file>"
+        summary = "the hunk does not match the file (a context or removed line differs)"
+        if closeness(at)[0] == 0:
+            summary = "none of the hunk's context or removed lines is in the file"
         return Conflict(
             "context_mismatch",
             path,
-            "the hunk does not match the file (a context or removed line differs)",
+            summary,
             number,
             hunk.diff_line,
             line=line + 1,
