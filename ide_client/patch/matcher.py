@@ -47,6 +47,7 @@ _PUNCTUATION = str.maketrans(
     }
 )
 _NEAREST_MARGIN = 2
+_NEAREST_LINES = 12
 _MAX_CANDIDATES = 10
 
 
@@ -290,12 +291,17 @@ class _FileText:
             line=line + 1,
             expected=hunk.old[differs].text.removesuffix("\r"),
             actual=actual,
-            nearest=self._region(at, at + len(wanted)),
+            nearest=self._region(at, at + len(wanted), focus=line),
         )
 
-    def _region(self, start: int, end: int) -> tuple[tuple[int, str], ...]:
+    def _region(
+        self, start: int, end: int, focus: int | None = None
+    ) -> tuple[tuple[int, str], ...]:
+        """Lines [start, end) with a margin, at most `_NEAREST_LINES` of them around `focus`."""
         first = max(start - _NEAREST_MARGIN, 0)
-        last = min(end + _NEAREST_MARGIN, len(self.bodies))
+        if focus is not None and focus - first > _NEAREST_LINES // 2:
+            first = focus - _NEAREST_LINES // 2
+        last = min(end + _NEAREST_MARGIN, len(self.bodies), first + _NEAREST_LINES)
         return tuple((index + 1, self.bodies[index]) for index in range(first, last))
 
     def assemble(self, placements: list[_Placement]) -> str:

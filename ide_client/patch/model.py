@@ -8,6 +8,7 @@ from typing import Any
 from ide_client.errors import ToolCode, ToolFailure
 
 CONTEXT, REMOVED, ADDED = " ", "-", "+"
+MAX_REPORTED = 20
 
 
 class PatchError(ToolFailure):
@@ -138,10 +139,16 @@ class PatchConflict(PatchError):
 
     def __init__(self, conflicts: tuple[Conflict, ...]) -> None:
         self.conflicts = conflicts
-        message = "\n".join(conflict.describe() for conflict in conflicts)
+        shown = conflicts[:MAX_REPORTED]
+        message = "\n".join(conflict.describe() for conflict in shown)
+        if len(conflicts) > len(shown):
+            message += f"\n({len(conflicts) - len(shown)} more refused hunks not shown)"
         message += (
             "\nNothing was changed. Read the file again and rewrite the refused hunks "
             "against its current text, with enough context lines to be unique."
         )
-        details = {"conflicts": [conflict.as_json() for conflict in conflicts]}
+        details = {
+            "conflicts": [conflict.as_json() for conflict in shown],
+            **({"more": len(conflicts) - len(shown)} if len(conflicts) > len(shown) else {}),
+        }
         super().__init__(message, details)
