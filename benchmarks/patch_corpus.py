@@ -110,7 +110,7 @@ def _edit(rng: random.Random, path: str, text: str, count: int) -> _Edit | None:
         indent = line[: len(line) - len(line.lstrip())]
         action = rng.choice(("insert", "change", "delete"))
         if action == "insert":
-            after.insert(site + 1, f"{indent}trace('bench edit at line {site + 1}')\n")
+            after.insert(site, f"{indent}trace('bench edit at line {site + 1}')\n")
         elif action == "change":
             after[site] = line.rstrip("\n") + "  # changed\n"
         else:
@@ -263,6 +263,16 @@ def _reindented(rng: random.Random, edit: _Edit) -> str:
     return _diff(edit, [[h[0], *(moved(line) for line in h[1:])] for h in edit.hunks])
 
 
+def _context_reindented(rng: random.Random, edit: _Edit) -> str:
+    """Only the context lines moved: removed and added lines are as the file wants them."""
+    shift = rng.choice(("  ", "    "))
+
+    def moved(line: str) -> str:
+        return " " + shift + line[1:] if line.startswith(" ") and line[1:].strip() else line
+
+    return _diff(edit, [[h[0], *(moved(line) for line in h[1:])] for h in edit.hunks])
+
+
 def _tabs_for_spaces(rng: random.Random, sources: list[tuple[str, str]]) -> Case | None:
     """The file is indented with tabs; the model's diff has the tabs as four spaces."""
     path, text = rng.choice(sources)
@@ -402,6 +412,7 @@ RECOVERABLE: dict[str, Maker] = {
     "fenced, in prose": _simple(_fenced_in_prose, 0),
     "context whitespace": _simple(_whitespace_in_context, 0),
     "re-indented": _simple(_reindented, 0),
+    "context re-indented": _simple(_context_reindented, 0),
     "tabs as spaces": _tabs_for_spaces,
     "CRLF file, LF diff": _crlf_file,
     "hunks out of order": _simple(_out_of_order, 3),

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ide_client.patch.model import (
+    ADDED,
     CONTEXT,
     REMOVED,
     Conflict,
@@ -58,6 +59,7 @@ def _loose(text: str) -> str:
 _STEPS: tuple[Callable[[str], str], ...] = (lambda text: text, str.rstrip, str.strip, _loose)
 _INDENTATION_STEP = 2
 _TAB_WIDTHS = (4, 8, 2)
+_BLOCK_OPENERS = (":", "{", "(", "[")
 
 
 def split_lines(text: str) -> list[str]:
@@ -200,6 +202,8 @@ class _FileText:
         self, hunk: Hunk, number: int, path: str, at: int, step: int
     ) -> _Placement | Conflict:
         reindent = self._reindenter(hunk, at) if step >= _INDENTATION_STEP else _unchanged
+        if reindent is not None and reindent is not _unchanged and not hunk.removes():
+            reindent = self._likelier(hunk, at, reindent)
         if reindent is None:
             end = at + len(hunk.old)
             return Conflict(
@@ -233,15 +237,53 @@ class _FileText:
         return tuple(out)
 
     def _reindenter(self, hunk: Hunk, at: int) -> Callable[[str], str] | None:
-        """How to turn the hunk's indentation into the file's, judged on the matched lines."""
+        """How to turn the hunk's indentation into the file's, judged on the matched lines.
+
+        Removed lines are the model's own frame for the lines that replace them, so they
+        decide when there are any; else the context lines do.
+        """
+        matched = list(zip(range(at, at + len(hunk.old)), hunk.old, strict=True))
+        judged = [pair for pair in matched if pair[1].tag == REMOVED] or matched
         pairs = {
             (_indentation(line.text), _indentation(self.bodies[index]))
-            for index, line in zip(range(at, at + len(hunk.old)), hunk.old, strict=True)
+            for index, line in judged
             if line.text.strip()
         }
         if all(ours == theirs for ours, theirs in pairs):
             return _unchanged
         return _tab_conversion(pairs) or _uniform_shift(pairs)
+
+    def _likelier(
+        self, hunk: Hunk, at: int, reindent: Callable[[str], str]
+    ) -> Callable[[str], str] | None:
+        """For lines only added, whether they were written in the hunk's indentation or the
+        file's: the one under which every added line sits plausibly among its neighbours
+        (level with the block's body after a line opening a block, else level with the line
+        before or after)."""
+        mapped = self._fits(hunk, at, reindent)
+        literal = self._fits(hunk, at, _unchanged)
+        if self._new_lines(hunk, at, reindent) == self._new_lines(hunk, at, _unchanged):
+            return _unchanged
+        if mapped != literal:
+            return reindent if mapped else _unchanged
+        return None
+
+    def _fits(self, hunk: Hunk, at: int, reindent: Callable[[str], str]) -> bool:
+        lines = self._new_lines(hunk, at, reindent)
+        added = [line.tag == ADDED for line in hunk.lines if line.tag != REMOVED]
+        before = [body for body in self.bodies[:at] if body.strip()][-1:]
+        after = [body for body in self.bodies[at + len(hunk.old) :] if body.strip()][:1]
+        texts = before + [line.rstrip("\r\n") for line in lines] + after
+        flags = [False] * len(before) + added + [False] * len(after)
+        solid = [index for index, text in enumerate(texts) if text.strip()]
+        for position, index in enumerate(solid):
+            if not flags[index]:
+                continue
+            previous = texts[solid[position - 1]] if position else None
+            following = texts[solid[position + 1]] if position + 1 < len(solid) else None
+            if not _sits_well(texts[index], previous, following):
+                return False
+        return True
 
     def _ambiguous(self, hunk: Hunk, number: int, path: str, found: list[int]) -> Conflict:
         shown = tuple(at + 1 for at in found[:_MAX_CANDIDATES])
@@ -351,6 +393,19 @@ def _positions(keys: list[str], wanted: list[str]) -> list[int]:
         for at in range(len(keys) - size + 1)
         if keys[at] == first and keys[at : at + size] == wanted
     ]
+
+
+def _sits_well(line: str, previous: str | None, following: str | None) -> bool:
+    """Whether an added line's indentation fits the lines around it."""
+    depth = _columns(_indentation(line), 8)
+    if previous is not None and previous.rstrip().endswith(_BLOCK_OPENERS):
+        opener = _columns(_indentation(previous), 8)
+        body = _columns(_indentation(following), 8) if following is not None else opener
+        return depth == body if body > opener else depth > opener
+    return any(
+        neighbour is not None and depth == _columns(_indentation(neighbour), 8)
+        for neighbour in (previous, following)
+    )
 
 
 def _closes(body: str, depth: int) -> bool:

@@ -59,6 +59,10 @@ class Hunk:
         """The lines the hunk leaves: context and added lines."""
         return tuple(line for line in self.lines if line.tag != REMOVED)
 
+    def removes(self) -> bool:
+        """Whether the hunk removes lines (rather than only adding some)."""
+        return any(line.tag == REMOVED for line in self.lines)
+
 
 @dataclass(frozen=True)
 class FilePatch:
