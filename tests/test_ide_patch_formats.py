@@ -78,6 +78,11 @@ LOAD_HUNK = """\
         + "".join(f"{line[0]}{line[3:]}\n" for line in LOAD_HUNK.splitlines()),
         "--- a/src/app.py\n+++ b/src/app.py\n@@\n"
         + "".join(
+            f"{line[0]}{line[3:]}\n" if line.startswith(" ") else f"{line}\n"
+            for line in LOAD_HUNK.splitlines()
+        ),
+        "--- a/src/app.py\n+++ b/src/app.py\n@@\n"
+        + "".join(
             line + ("   \n" if line.startswith(" ") else "\n") for line in LOAD_HUNK.splitlines()
         ),
         "*** Begin Patch\n*** Update File: src/app.py\n@@ class Store:\n"
@@ -91,6 +96,7 @@ LOAD_HUNK = """\
         "dots-no-prefixes",
         "fenced-prose",
         "dedented-by-two",
+        "only-context-dedented",
         "trailing-spaces",
         "v4a",
     ],
