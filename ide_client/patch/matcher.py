@@ -13,8 +13,10 @@ Rules this module lives by:
   matches more than once is refused.
 - What the hunk keeps comes from the file, not from the diff: context lines stay as the file
   has them; added lines take the file's line ending and, when the match ignored
-  indentation, the file's indentation (a uniform shift, or tabs for spaces); a hunk whose
-  indentation cannot be mapped onto the file's is refused.
+  indentation, the file's indentation (a uniform shift, or tabs for spaces), read from the
+  removed lines when there are any; lines only added keep the reading under which they sit
+  plausibly among their neighbours. A hunk whose indentation cannot be mapped onto the
+  file's, or can be read both ways, is refused.
 - Pure: text in, text or `Conflict`s out.
 """
 
