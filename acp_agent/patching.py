@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ide_client.patch import PatchError, apply_hunks, parse_patch
+from ide_client import PatchError
+from ide_client import plan_patch as plan_file_changes
 
 
 @dataclass(frozen=True)
@@ -24,31 +25,25 @@ class PlannedEdit:
 
 
 def plan_patch(diff: str, read_text: Callable[[str], str | None]) -> list[PlannedEdit]:
-    """Every file `diff` changes, in diff order; PatchError when it does not fit the files.
-
-    `read_text(path)` is the file's current text, None when it does not exist. A file patched
-    twice in one diff gets the second patch applied to the first one's result.
+    """Every file `diff` changes, in diff order, planned by the reference IDE's tolerant patcher
+    (unified diffs and `*** Begin Patch`); PatchError (a PatchConflict naming the refused hunks)
+    when it does not fit the files. `read_text(path)` is the file's current text, None when it
+    does not exist; each path is read once.
     """
-    planned: dict[str, PlannedEdit] = {}
+    read: dict[str, str | None] = {}
 
     def current(path: str) -> str | None:
-        earlier = planned.get(path)
-        return earlier.new_text if earlier is not None else read_text(path)
+        if path not in read:
+            read[path] = read_text(path)
+        return read[path]
 
-    for file_patch in parse_patch(diff):
-        source, path = file_patch.old_path, file_patch.new_path
-        if path is None:
-            raise PatchError(f"{source}: deleting files is not possible through the editor")
-        if source not in (None, path) and not file_patch.copy:
-            raise PatchError(f"{source}: renaming files is not possible through the editor")
-        earlier = planned.get(path)
-        old_text = earlier.old_text if earlier is not None else read_text(path)
-        base = earlier.new_text if earlier is not None else old_text
-        if source != path:
-            if base is not None:
-                raise PatchError(f"{path}: already exists")
-            base = "" if source is None else current(source)
-        if base is None:
-            raise PatchError(f"{source}: no such file")
-        planned[path] = PlannedEdit(path, old_text, apply_hunks(base, file_patch.hunks, path))
-    return [edit for edit in planned.values() if edit.new_text != edit.old_text]
+    edits = []
+    for planned in plan_file_changes(diff, current):
+        if planned.text is None:
+            raise PatchError(
+                f"{planned.path}: deleting or renaming files is not possible through the editor"
+            )
+        old_text = None if planned.created else current(planned.path)
+        if planned.text != old_text:
+            edits.append(PlannedEdit(planned.path, old_text, planned.text))
+    return edits

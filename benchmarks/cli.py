@@ -9,6 +9,9 @@ llm-proxy; (c) an IDE client on the gateway of the three-process pipeline;
 ratio to (a), checks the performance targets, and writes it all as JSON and
 as an HTML page of charts. `--from FILE` redraws an earlier run's JSON instead
 of measuring. See docs/performance.md.
+
+`agent-service bench patches` runs the other suite: the apply_patch corpus
+(`benchmarks.patch_bench`, see docs/ide-client.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import uvloop
 
 from agent_service.failures import OperatorError
+from benchmarks import patch_bench
 from benchmarks.errors import BenchError
 from benchmarks.figures import check_targets
 from benchmarks.html_report import render_html
@@ -36,14 +40,22 @@ from benchmarks.run import FULL, QUICK, Sizes, measure, processes_under_test
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `agent-service bench`; sizes left unset come from the preset."""
     parser.add_argument(
+        "suite",
+        nargs="?",
+        choices=("pipeline", "patches"),
+        default="pipeline",
+        help="pipeline: latency, throughput, CPU and memory (default); patches: the "
+        "apply_patch corpus against git apply and GNU patch",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes: the whole run takes under a minute"
     )
     parser.add_argument(
         "--json",
         type=Path,
-        default=Path("bench-results.json"),
+        default=None,
         metavar="PATH",
-        help="where to write every figure (default %(default)s)",
+        help="where to write every figure (default bench-results.json, bench-patches.json)",
     )
     parser.add_argument(
         "--html",
@@ -58,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="measure nothing: print the tables and write the charts of this earlier run's JSON",
     )
+    patch_bench.configure(parser)
     sizes = parser.add_argument_group("sizes (default: the preset, --quick or full)")
     sizes.add_argument("--rounds", type=_count, help="paced and tool-call rounds per route")
     sizes.add_argument("--latency-tokens", type=_count, help="tokens per paced turn")
@@ -89,7 +102,12 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the bench (or read `--from`); print the tables, write the JSON and the HTML page."""
+    """Run a suite; for the pipeline (or `--from`), print the tables, write the JSON and the
+    HTML page."""
+    if args.suite == "patches":
+        args.json = args.json or Path("bench-patches.json")
+        return patch_bench.run(args)
+    args.json = args.json or Path("bench-results.json")
     if args.from_json is not None:
         results = _earlier_run(args.from_json)
         source = args.from_json

@@ -1,8 +1,16 @@
-"""The reference IDE: the four tools confined to a workspace, and a protocol v1 client."""
+"""The reference IDE: its tools confined to a workspace, and a protocol v1 client.
+
+`plan_patch(diff, read)` is apply_patch's pure core, for any IDE or bridge: `diff` is a
+unified diff or a `*** Begin Patch` patch, `read(path)` returns a file's current text (None
+when there is none); it returns a `PlannedFile` (path, new text or None when deleted,
+created, executable, source) per changed file, or raises `PatchConflict`, whose `message`
+and `details` say which hunks were refused and why. Write the result all or nothing.
+"""
 
 from ide_client.client import DEFAULT_URL, IdeClient, Turn, run_one_turn
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError, IdeClientError, ToolCode, ToolFailure
+from ide_client.patch import Conflict, PatchConflict, PatchError, PlannedFile, plan_patch
 from ide_client.sample import create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import AGENT_CONFIG_DIR, DEFAULT_MAX_FILE_BYTES, Workspace
@@ -11,16 +19,21 @@ __all__ = [
     "AGENT_CONFIG_DIR",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_URL",
+    "Conflict",
     "ConsoleDisplay",
     "GatewayCode",
     "GatewayError",
     "IdeClient",
     "IdeClientError",
+    "PatchConflict",
+    "PatchError",
+    "PlannedFile",
     "ToolCode",
     "ToolFailure",
     "ToolRunner",
     "Turn",
     "Workspace",
     "create_sample_workspace",
+    "plan_patch",
     "run_one_turn",
 ]

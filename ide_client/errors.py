@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from wire import AgentServiceError
 
@@ -52,12 +53,16 @@ class IdeClientError(AgentServiceError):
 
 
 class ToolFailure(IdeClientError):
-    """A tool did not run as asked; `code` and `message` go back to the agent in `tool_result`."""
+    """A tool did not run as asked; `code`, `message` and `details` go back in `tool_result`.
+
+    `message` is written for the model; `details`, when set, says the same as JSON for IDEs.
+    """
 
     code: ToolCode
 
-    def __init__(self, code: ToolCode, message: str) -> None:
+    def __init__(self, code: ToolCode, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(code, message)
+        self.details = details
 
 
 class GatewayError(IdeClientError):

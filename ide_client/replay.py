@@ -147,7 +147,9 @@ def _tool_result(event: ToolResultReceived) -> ToolResult:
     """The `tool_result` frame the gateway turned into this event."""
     error = None
     if event.error_code is not None and event.error_message is not None:
-        error = ToolError(code=event.error_code, message=event.error_message)
+        error = ToolError(
+            code=event.error_code, message=event.error_message, details=event.error_details
+        )
     return ToolResult(
         call_id=event.call_id, ok=event.ok, output=event.output, error=error, id=event.message_id
     )

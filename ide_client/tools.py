@@ -1,4 +1,4 @@
-"""The four IDE tools (read_file, write_file, git.diff, apply_patch), run on one workspace.
+"""The IDE tools (read_file, write_file, git.diff, apply_patch, list_files, search) on one workspace.
 
 `ToolRunner.run(tool, arguments)` validates the arguments with the wire models, runs the tool
 and returns its `output`, or raises ToolFailure whose code and message become the
@@ -9,18 +9,25 @@ block (file system, git): call them off the event loop.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ide_client.discovery import DEFAULT_SEARCH_TIMEOUT, SearchQuery, list_files, search
 from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
-from ide_client.patch import FilePatch, PatchError, apply_hunks, parse_patch
+from ide_client.patch import PatchError, PlannedFile, parse_patch, plan_file_patches
 from ide_client.repository import find_repository
-from ide_client.workspace import FileChange, FileStamp, Target, Workspace
+from ide_client.workspace import FileChange, FileRead, Target, Workspace
 from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult
-from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
+from wire.tools import (
+    ApplyPatchArguments,
+    GitDiffArguments,
+    ListFilesArguments,
+    ReadFileArguments,
+    SearchArguments,
+    WriteFileArguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +35,23 @@ log = logging.getLogger(__name__)
 class ToolRunner:
     """Runs tool calls on one workspace, confined to it."""
 
-    def __init__(self, workspace: Workspace, *, git_timeout: float = DEFAULT_GIT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        git_timeout: float = DEFAULT_GIT_TIMEOUT,
+        search_timeout: float = DEFAULT_SEARCH_TIMEOUT,
+    ) -> None:
         self.workspace = workspace
         self.git_timeout = git_timeout
+        self.search_timeout = search_timeout
 
     def answer(self, call: ToolCall) -> ToolResult:
         """Run the call; its `tool_result`, an error result when the tool failed or crashed."""
         try:
             output = self.run(call.tool, call.arguments)
         except ToolFailure as failure:
-            error = ToolError(code=failure.code, message=failure.message)
+            error = ToolError(code=failure.code, message=failure.message, details=failure.details)
             return ToolResult(call_id=call.call_id, ok=False, error=error)
         except Exception as exc:
             log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
@@ -60,6 +74,11 @@ class ToolRunner:
             return self.git_diff(checked)
         if isinstance(checked, ApplyPatchArguments):
             return self.apply_patch(checked)
+        if isinstance(checked, ListFilesArguments):
+            return list_files(self.workspace, checked.path, checked.pattern, checked.max_results)
+        if isinstance(checked, SearchArguments):
+            query = SearchQuery(**checked.model_dump())
+            return search(self.workspace, query, timeout=self.search_timeout)
         raise ToolFailure(ToolCode.UNKNOWN_TOOL, f"tool {tool!r} is not implemented by this IDE")
 
     def read_file(self, arguments: ReadFileArguments) -> dict[str, Any]:
@@ -100,13 +119,57 @@ class ToolRunner:
         return {"diff": diff}
 
     def apply_patch(self, arguments: ApplyPatchArguments) -> dict[str, Any]:
-        """`{files}`: every path the diff changed, after checking all of it against the files."""
-        plan = _PatchPlan(self.workspace)
-        for file_patch in parse_patch(arguments.diff):
-            plan.add(file_patch)
-        changes = plan.changes()
+        """`{files}`: every path the diff changed, after checking all of it against the files.
+
+        Every path is checked before any file is read (written ones with `write=True`), the
+        whole diff is planned in memory, and the changes are committed all or nothing, each
+        guarded by the stamp of the file it was computed from.
+        """
+        patches = parse_patch(arguments.diff)
+        targets: dict[str, Target] = {}
+        for patch in patches:
+            if patch.old_path is not None:
+                targets[patch.old_path] = self.workspace.resolve(
+                    patch.old_path, write=not patch.copy
+                )
+            if patch.new_path is not None:
+                targets[patch.new_path] = self.workspace.resolve(patch.new_path, write=True)
+        reads: dict[str, FileRead | None] = {}
+
+        def read(path: str) -> str | None:
+            try:
+                text, reads[path] = self.workspace.read_text(targets[path])
+            except ToolFailure as failure:
+                if failure.code is not ToolCode.NOT_FOUND:
+                    raise
+                reads[path] = None
+                return None
+            return text
+
+        planned = plan_file_patches(patches, read)
+        changes = [self._change(file, targets, reads) for file in planned]
+        if len({change.target.parts for change in changes}) < len(changes):
+            raise PatchError("the diff names one file by two different paths")
         self.workspace.commit(changes)
         return {"files": [change.target.relative for change in changes]}
+
+    def _change(
+        self, file: PlannedFile, targets: dict[str, Target], reads: dict[str, FileRead | None]
+    ) -> FileChange:
+        """The workspace change for one planned file, guarded by what it was computed from."""
+        target = targets[file.path]
+        data = None if file.text is None else file.text.encode("utf-8")
+        if data is not None:
+            self.workspace.check_size(target, data)
+        on_disk = reads.get(file.path)
+        source = reads.get(file.source) if file.source is not None else None
+        return FileChange(
+            target,
+            data,
+            expect=on_disk.stamp if on_disk is not None else "absent",
+            mode_from=source.mode if source is not None else None,
+            executable=file.executable,
+        )
 
 
 def _validate(model: type[BaseModel], arguments: dict[str, Any]) -> BaseModel:
@@ -118,93 +181,3 @@ def _validate(model: type[BaseModel], arguments: dict[str, Any]) -> BaseModel:
             for err in exc.errors()
         )
         raise ToolFailure(ToolCode.INVALID_ARGUMENTS, problems) from None
-
-
-@dataclass
-class _PlannedFile:
-    """A file's state as the patch leaves it so far, and what it was on disk."""
-
-    target: Target
-    text: str | None
-    original: str | None
-    on_disk: FileStamp | None
-    mode: int | None
-    executable: bool | None = None
-    mode_from: int | None = None
-
-
-class _PatchPlan:
-    """The files a diff changes, computed in memory: nothing is written until `changes()`."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self.files: dict[tuple[str, ...], _PlannedFile] = {}
-
-    def add(self, patch: FilePatch) -> None:
-        """Check one file patch against the current (planned) content and record its result."""
-        source = self._source(patch)
-        text = "" if source is None else source.text
-        if source is not None and text is None:
-            raise ToolFailure(ToolCode.NOT_FOUND, f"{source.target.asked}: no such file")
-        name = patch.new_path or patch.old_path or ""
-        new_text = apply_hunks(text or "", patch.hunks, name)
-        if patch.new_path is None:
-            if new_text:
-                raise PatchError(f"{name}: the deletion does not remove the whole content")
-            assert source is not None
-            source.text = None
-            return
-        destination = self._destination(patch, source)
-        destination.text = new_text
-        self.workspace.check_size(destination.target, new_text.encode("utf-8"))
-        if source is not None and source is not destination and not patch.copy:
-            source.text = None
-        if patch.executable is not None:
-            destination.executable = patch.executable
-
-    def _source(self, patch: FilePatch) -> _PlannedFile | None:
-        if patch.old_path is None:
-            return None
-        return self._planned(self.workspace.resolve(patch.old_path, write=not patch.copy))
-
-    def _destination(self, patch: FilePatch, source: _PlannedFile | None) -> _PlannedFile:
-        assert patch.new_path is not None
-        target = self.workspace.resolve(patch.new_path, write=True)
-        if source is not None and target.parts == source.target.parts:
-            return source
-        destination = self._planned(target)
-        if destination.text is not None:
-            raise PatchError(f"{patch.new_path}: already exists")
-        if source is not None:
-            destination.mode_from = source.mode
-        return destination
-
-    def _planned(self, target: Target) -> _PlannedFile:
-        planned = self.files.get(target.parts)
-        if planned is None:
-            planned = self._from_disk(target)
-            self.files[target.parts] = planned
-        return planned
-
-    def _from_disk(self, target: Target) -> _PlannedFile:
-        try:
-            text, read = self.workspace.read_text(target)
-        except ToolFailure as failure:
-            if failure.code is not ToolCode.NOT_FOUND:
-                raise
-            return _PlannedFile(target, None, None, None, None)
-        return _PlannedFile(target, text, text, read.stamp, read.mode)
-
-    def changes(self) -> list[FileChange]:
-        """One change per file whose content or mode the diff alters, in diff order."""
-        return [
-            FileChange(
-                planned.target,
-                None if planned.text is None else planned.text.encode("utf-8"),
-                expect=planned.on_disk or "absent",
-                mode_from=planned.mode_from,
-                executable=planned.executable,
-            )
-            for planned in self.files.values()
-            if planned.text != planned.original or planned.executable is not None
-        ]

@@ -228,6 +228,12 @@ class Workspace:
             transaction.swap_in()
 
     @contextlib.contextmanager
+    def open_directory(self, target: Target) -> Iterator[int]:
+        """A descriptor of the checked directory `target`, reached without following a symlink."""
+        with self._directory(Target(target.asked, (*target.parts, "."))) as fd:
+            yield fd
+
+    @contextlib.contextmanager
     def _directory(
         self, target: Target, *, created: list[tuple[int, str]] | None = None
     ) -> Iterator[int]:

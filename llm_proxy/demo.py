@@ -3,6 +3,9 @@
 It knows one request, "Add logging to <path>", and answers it in four steps,
 each decided only by the messages so far:
 
+0. when <path> is a bare file name ("auth.js") and the request offers `list_files`,
+   call `list_files` {pattern: name} first and go on with the one file it finds (a
+   text says so when it finds none or several);
 1. call `read_file` {path};
 2. with the content that came back, call `apply_patch` with a git-style diff that
    adds a log line at the start of each function (see `logging_patch`);
@@ -27,6 +30,7 @@ from llm_proxy.logging_patch import add_logging
 
 DEMO_MODEL = "demo"
 REQUIRED_TOOLS = ("read_file", "apply_patch", "git_diff")
+DISCOVERY_TOOL = "list_files"
 
 _REQUEST = re.compile(
     r"^\s*add\s+logging\s+to\s+(?:[`'\"](?P<quoted>[^`'\"]+)[`'\"]|(?P<bare>\S+?))[.!?]*\s*$",
@@ -86,14 +90,21 @@ def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) ->
         )
     steps = _tool_steps(messages[last_user + 1 :])
     call_id = _call_id(messages)
-    if not steps:
-        return DemoToolCall(call_id, "read_file", json.dumps({"path": path}))
     failed = next((step for step in steps if step.error is not None), None)
     if failed is not None:
         return DemoText(
             f"The {failed.name} tool failed ({failed.error}), so I stopped and called no "
             "more tools. I am the offline demo model and cannot work around a failure."
         )
+    if "/" not in path and DISCOVERY_TOOL in tools:
+        if not steps:
+            return DemoToolCall(call_id, DISCOVERY_TOOL, json.dumps({"pattern": path}))
+        found = _listed_paths(steps[0])
+        if len(found) != 1:
+            return _not_one_file(path, found)
+        path, steps = found[0], steps[1:]
+    if not steps:
+        return DemoToolCall(call_id, "read_file", json.dumps({"path": path}))
     read = next((step for step in steps if step.name == "read_file"), None)
     content = read.output.get("content") if read and read.output else None
     if not isinstance(content, str):
@@ -124,6 +135,30 @@ def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) ->
         f"{'function' if count == 1 else 'functions'} in {path} ({names}), applied the "
         "patch and checked it with git diff. I am the offline demo model: this edit follows a "
         "fixed recipe, not an understanding of your code."
+    )
+
+
+def _listed_paths(step: _ToolStep) -> list[str]:
+    """The paths a `list_files` result names."""
+    files = step.output.get("files") if step.output else None
+    if not isinstance(files, list):
+        return []
+    return [
+        entry["path"]
+        for entry in files
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str)
+    ]
+
+
+def _not_one_file(name: str, found: list[str]) -> DemoText:
+    if not found:
+        return DemoText(
+            f"I looked for a file named {name} with list_files and found none in the "
+            "workspace (ignored files are not listed), so I changed nothing."
+        )
+    return DemoText(
+        f"Several files are named {name}: {', '.join(found)}. Tell me which one, for example "
+        f'"Add logging to {found[0]}", and I will add logging to it.'
     )
 
 

@@ -366,9 +366,10 @@ class SessionCore:
             code = event.error_code or ErrorCode.TOOL_FAILED
             message = event.error_message or "the tool failed without a message"
             self._emit_error(code, f"{call.ide_name}: {message}", ErrorSource.IDE, call.call_id)
-            call.answer = self._clip(
-                json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
-            )
+            error: dict[str, Any] = {"code": code, "message": message}
+            if event.error_details is not None:
+                error["details"] = event.error_details
+            call.answer = self._clip(json.dumps({"error": error}, ensure_ascii=False))
         if not turn.pending:
             self._close_step()
 

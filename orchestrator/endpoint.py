@@ -102,6 +102,7 @@ class ClientEndpoint:
                     error_code=error.code if error else None,
                     error_message=error.message if error else None,
                     message_id=frame.id,
+                    error_details=error.details if error else None,
                 ),
                 self.attachment,
             )

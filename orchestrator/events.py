@@ -78,6 +78,7 @@ class ToolResultReceived:
     error_code: str | None = None
     error_message: str | None = None
     message_id: str | None = None
+    error_details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

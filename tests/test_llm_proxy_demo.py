@@ -5,15 +5,22 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
+import wire
+from ide_client.sample import create_sample_workspace
+from ide_client.tools import ToolRunner
+from ide_client.workspace import Workspace
 from llm_proxy.chunks import DONE_FRAME
 from llm_proxy.demo import DemoText, DemoToolCall, demo_reply
 from llm_proxy.demo_backend import DemoBackend
 from llm_proxy.logging_patch import add_logging
+from tests.support.proxy_process import RunningProxy, running_proxy
 
 TOOLS = frozenset({"read_file", "write_file", "apply_patch", "git_diff"})
 
@@ -352,3 +359,101 @@ async def test_demo_backend_streams_a_tool_call_whose_fragments_join_to_its_argu
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["estimated"] is True
+
+
+# ---- finding the file by its name, through the proxy ------------------------------------------
+
+
+def chat_through_proxy(
+    base_url: str, workspace: Path, request: str, tools: list[dict[str, Any]]
+) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """Play a turn against the proxy's demo model, the IDE's tools run by the reference IDE."""
+    runner = ToolRunner(Workspace(workspace))
+    by_llm_name = {spec.llm_name: spec.ide_name for spec in wire.TOOLS}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": request}]
+    calls: list[tuple[str, dict[str, Any]]] = []
+    with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+        for _ in range(10):
+            choice = client.chat.completions.create(
+                model="demo", messages=messages, tools=tools
+            ).choices[0]
+            if not choice.message.tool_calls:
+                return calls, choice.message.content or ""
+            call = choice.message.tool_calls[0]
+            arguments = json.loads(call.function.arguments)
+            calls.append((call.function.name, arguments))
+            result = runner.answer(
+                wire.ToolCall(
+                    session_id="s",
+                    seq=1,
+                    call_id=call.id,
+                    tool=by_llm_name[call.function.name],
+                    arguments=arguments,
+                )
+            )
+            answer = result.output if result.ok else {"error": result.error.model_dump()}
+            messages.append(choice.message.model_dump(exclude_none=True))
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": json.dumps(answer)}
+            )
+    raise AssertionError("the demo model never finished its turn")
+
+
+@pytest.fixture(scope="module")
+def demo_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
+    with running_proxy(tmp_path_factory.mktemp("demo-proxy")) as proxy:
+        yield proxy
+
+
+def test_demo_model_finds_a_bare_file_name_with_list_files_when_the_request_offers_it(
+    demo_proxy: RunningProxy, tmp_path: Path
+) -> None:
+    workspace = create_sample_workspace(tmp_path / "ws")
+    tools = [spec.openai_tool() for spec in wire.TOOLS]
+
+    calls, text = chat_through_proxy(
+        demo_proxy.base_url, workspace, "Add logging to auth.js", tools
+    )
+
+    assert [name for name, _ in calls] == ["list_files", "read_file", "apply_patch", "git_diff"]
+    assert calls[0][1] == {"pattern": "auth.js"}
+    assert calls[1][1] == {"path": "src/auth.js"}
+    assert "console.log" in (workspace / "src" / "auth.js").read_text()
+    assert "src/auth.js" in text
+
+
+def test_demo_model_reads_the_bare_name_as_before_when_list_files_is_not_offered(
+    demo_proxy: RunningProxy, tmp_path: Path
+) -> None:
+    workspace = create_sample_workspace(tmp_path / "ws")
+
+    calls, text = chat_through_proxy(
+        demo_proxy.base_url, workspace, "Add logging to auth.js", list(wire.OPENAI_TOOLS)
+    )
+
+    assert calls == [("read_file", {"path": "auth.js"})]
+    assert "read_file" in text and "not_found" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "answer"),
+    [(None, "found none"), ("lib/auth.js", "Several files are named auth.js")],
+    ids=["none", "several"],
+)
+def test_demo_model_changes_nothing_when_list_files_finds_no_single_file(
+    demo_proxy: RunningProxy, tmp_path: Path, extra: str | None, answer: str
+) -> None:
+    workspace = create_sample_workspace(tmp_path / "ws")
+    if extra is None:
+        (workspace / "src" / "auth.js").unlink()
+    else:
+        (workspace / extra).parent.mkdir()
+        (workspace / extra).write_text("function a() {}\n")
+    tools = [spec.openai_tool() for spec in wire.TOOLS]
+
+    calls, text = chat_through_proxy(
+        demo_proxy.base_url, workspace, "Add logging to auth.js", tools
+    )
+
+    assert [name for name, _ in calls] == ["list_files"]
+    assert answer in text

@@ -67,10 +67,15 @@ class UserMessage(_Frame):
 
 
 class ToolError(_Frame):
-    """Why a tool did not run, as the IDE reports it."""
+    """Why a tool did not run, as the IDE reports it.
+
+    `message` is for the model and reaches it unchanged; `details` optionally says the same
+    as JSON (e.g. apply_patch's conflicts) and reaches the model with it.
+    """
 
     code: str
     message: str
+    details: dict[str, Any] | None = None
 
 
 class ToolResult(_Frame):

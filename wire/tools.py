@@ -1,7 +1,9 @@
-"""The four IDE tools: their IDE names, LLM function names and argument schemas.
+"""The IDE tools: their IDE names, LLM function names and argument schemas.
 
 `git.diff` is not a valid OpenAI function name, so every tool has two names:
 the IDE's (on the wire to the IDE) and the LLM's (in the conversation upstream).
+The four core tools (`default`) are offered to every model; the others (`list_files`,
+`search`) only when the IDE says it implements them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,34 @@ class GitDiffArguments(_Arguments):
 class ApplyPatchArguments(_Arguments):
     """Apply a unified diff to the workspace, all or nothing."""
 
-    diff: str = Field(description="A unified diff as `git diff` writes it.")
+    diff: str = Field(
+        description="A unified diff as `git diff` writes it, or a `*** Begin Patch` patch."
+    )
+
+
+class ListFilesArguments(_Arguments):
+    """List the workspace's files, as git would see them (ignored files left out)."""
+
+    path: str = Field(default=".", description="Directory to list, relative to the root.")
+    pattern: str | None = Field(
+        default=None,
+        description="Glob the paths must match, gitignore-style: 'auth.js' or '*.py' at any "
+        "depth, 'src/**/*.ts' from the root.",
+    )
+    max_results: int = Field(default=200, ge=1, le=1000, description="At most this many files.")
+
+
+class SearchArguments(_Arguments):
+    """Find lines of the workspace's text files (ignored and binary files left out)."""
+
+    query: str = Field(min_length=1, max_length=1000, description="Text (or regex) to find.")
+    regex: bool = Field(default=False, description="Read `query` as a regular expression.")
+    ignore_case: bool = Field(default=False, description="Match letters in any case.")
+    path: str = Field(default=".", description="Directory or file to search in.")
+    glob: str | None = Field(
+        default=None, description="Only files whose path matches this glob, e.g. '*.py'."
+    )
+    max_results: int = Field(default=100, ge=1, le=500, description="At most this many lines.")
 
 
 class ToolSpec(BaseModel):
@@ -53,6 +82,7 @@ class ToolSpec(BaseModel):
     llm_name: str
     description: str
     arguments: type[_Arguments]
+    default: bool = True
 
     def openai_tool(self) -> dict[str, Any]:
         """The tool as an OpenAI `tools` entry."""
@@ -94,17 +124,38 @@ TOOLS: tuple[ToolSpec, ...] = (
         ide_name="apply_patch",
         llm_name="apply_patch",
         description=(
-            "Apply a unified diff (as `git diff` writes it) to the workspace, all or nothing. "
-            "Returns {files}."
+            "Apply a unified diff (as `git diff` writes it) or a `*** Begin Patch` patch to the "
+            "workspace, all or nothing. Hunks are found by their context lines. Returns {files}."
         ),
         arguments=ApplyPatchArguments,
     ),
+    ToolSpec(
+        ide_name="list_files",
+        llm_name="list_files",
+        description=(
+            "List files of the workspace (a directory, optionally filtered by a glob), "
+            "leaving out what .gitignore ignores. Returns {files: [{path, size}], truncated}."
+        ),
+        arguments=ListFilesArguments,
+        default=False,
+    ),
+    ToolSpec(
+        ide_name="search",
+        llm_name="search",
+        description=(
+            "Search the workspace's text files for a string or regular expression, leaving "
+            "out ignored and binary files. Returns {matches: [{path, line, text}], truncated}."
+        ),
+        arguments=SearchArguments,
+        default=False,
+    ),
 )
 
-TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS)
+DEFAULT_TOOLS: tuple[ToolSpec, ...] = tuple(spec for spec in TOOLS if spec.default)
+TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in DEFAULT_TOOLS)
 BY_IDE_NAME: dict[str, ToolSpec] = {spec.ide_name: spec for spec in TOOLS}
 BY_LLM_NAME: dict[str, ToolSpec] = {spec.llm_name: spec for spec in TOOLS}
-OPENAI_TOOLS: tuple[dict[str, Any], ...] = tuple(spec.openai_tool() for spec in TOOLS)
+OPENAI_TOOLS: tuple[dict[str, Any], ...] = tuple(spec.openai_tool() for spec in DEFAULT_TOOLS)
 
 
 class ToolArgumentsError(AgentServiceError):
