@@ -31,7 +31,6 @@ from orchestrator.events import Event, LlmFailed, LlmTextDelta, ToolTimedOut
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from wire import (
-    TOOL_NAMES,
     Error,
     ErrorCode,
     ErrorSource,
@@ -142,7 +141,8 @@ class SessionRuntime:
                     state=self.core.state,
                     last_seq=self.core.last_seq,
                     resumed=resumed,
-                    tools=list(TOOL_NAMES),
+                    tools=list(self.core.config.tools),
+                    features=list(self.core.config.features),
                 )
             )
         )

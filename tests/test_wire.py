@@ -96,5 +96,5 @@ def test_tools_map_git_diff_to_a_valid_openai_function_name() -> None:
 )
 def test_parse_llm_call_explains_what_is_wrong(name: str, arguments: str, fragment: str) -> None:
     with pytest.raises(wire.ToolArgumentsError) as caught:
-        wire.parse_llm_call(name, arguments)
+        wire.parse_llm_call(name, arguments, wire.CORE_TOOL_NAMES)
     assert fragment in caught.value.message
