@@ -26,12 +26,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError
-from ide_client.tools import ToolRunner
+from ide_client.tools import IMPLEMENTED_TOOLS, ToolRunner
 from ide_client.workspace import Workspace
 from wire import (
     SERVER_MESSAGE,
     AgentDelta,
     Cancel,
+    Capabilities,
     ClientInfo,
     Error,
     Hello,
@@ -297,6 +298,7 @@ class IdeClient:
     async def _hello(self) -> Session:
         """Say hello on the fresh connection and read the `session` reply."""
         client = ClientInfo(name=CLIENT_NAME, version=_version())
+        capabilities = Capabilities(tools=list(IMPLEMENTED_TOOLS))
         resuming = self.session_id is not None
         if resuming:
             hello = Hello(
@@ -306,7 +308,7 @@ class IdeClient:
                 client=client,
             )
         else:
-            hello = Hello(protocol=1, client=client)
+            hello = Hello(protocol=1, client=client, capabilities=capabilities)
         try:
             await self._connection().send(encode(hello))
             reply = _decode(await self._connection().recv())

@@ -54,11 +54,15 @@ class ProtocolClient:
             if predicate(frame):
                 return frame
 
-    async def hello(self, session_id: str | None = None, last_seq: int = 0) -> Frame:
-        """Open or resume a session; return the `session` reply."""
+    async def hello(
+        self, session_id: str | None = None, last_seq: int = 0, capabilities: Frame | None = None
+    ) -> Frame:
+        """Open or resume a session (declaring `capabilities`, if given); return the reply."""
         frame: Frame = {"type": "hello", "protocol": 1}
         if session_id is not None:
             frame.update(session_id=session_id, last_seq=last_seq)
+        if capabilities is not None:
+            frame["capabilities"] = capabilities
         await self.send(frame)
         reply = await self.receive()
         assert reply["type"] == "session", reply
