@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TS_CLIENT := clients/typescript
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install npm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The Node client that proves the schema outside Python (tests/test_ts_client.py).
+npm:
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --silent
+
 demo: $(STAMP)
 	$(BIN)/agent-service demo
 
@@ -22,5 +27,5 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator wire
 
-test: lint
+test: lint npm
 	$(BIN)/pytest -q
