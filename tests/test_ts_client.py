@@ -88,7 +88,14 @@ def test_node_client_on_generated_types_completes_the_demo_turn(
     workspace = create_sample_workspace(tmp_path / "ws")
     before = (workspace / "src" / "auth.js").read_text()
     with running_stack(tmp_path) as config:
-        where = ["--url", config.gateway_url, "--token", config.token, "--workspace", str(workspace)]
+        where = [
+            "--url",
+            config.gateway_url,
+            "--token",
+            config.token,
+            "--workspace",
+            str(workspace),
+        ]
         ran = subprocess.run(
             ["node", "build/src/demo.js", *where, "--prompt", "Add logging to src/auth.js"],
             cwd=built,
