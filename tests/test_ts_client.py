@@ -7,16 +7,18 @@ Node client written only against the generated types completes the demo turn on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ide_client.sample import create_sample_workspace
+from tests.support.procs import ServiceProcess, free_port, running
 from tests.support.protocol_schema import schema_document
-from tests.support.stack import running_stack
 from wire.schema import CLIENT_MESSAGES, SERVER_MESSAGES, definition_name
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"
@@ -37,6 +39,24 @@ def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, f"npm run {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done
+
+
+TOKEN = "ts-client-token-0123456789"
+
+
+@contextlib.contextmanager
+def agent_service_up(log_dir: Path) -> Iterator[str]:
+    """`agent-service up` with the offline demo model on free ports; yields the gateway URL."""
+    ports = [free_port() for _ in range(3)]
+    flags = ("--gateway-port", "--orchestrator-port", "--proxy-port")
+    up = ServiceProcess(
+        ["up", *(item for pair in zip(flags, map(str, ports), strict=True) for item in pair)],
+        health_url=f"http://127.0.0.1:{ports[0]}/healthz",
+        log_path=log_dir / "up.log",
+        env={"AGENT_TOKEN": TOKEN},
+    )
+    with running(up):
+        yield f"ws://127.0.0.1:{ports[0]}/v1/ws"
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +107,8 @@ def test_node_client_on_generated_types_completes_the_demo_turn(
 ) -> None:
     workspace = create_sample_workspace(tmp_path / "ws")
     before = (workspace / "src" / "auth.js").read_text()
-    with running_stack(tmp_path) as config:
-        where = [
-            "--url",
-            config.gateway_url,
-            "--token",
-            config.token,
-            "--workspace",
-            str(workspace),
-        ]
+    with agent_service_up(tmp_path) as url:
+        where = ["--url", url, "--token", TOKEN, "--workspace", str(workspace)]
         ran = subprocess.run(
             ["node", "build/src/demo.js", *where, "--prompt", "Add logging to src/auth.js"],
             cwd=built,
