@@ -151,3 +151,25 @@ async def test_restart_and_replay_offer_the_tools_the_session_was_opened_with(
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_tool_error_code_the_protocol_does_not_define_arrives_as_tool_failed(
+    stack: StackConfig, upstream: FakeUpstream
+) -> None:
+    def script(request: dict[str, Any]) -> list[Step]:
+        if request["messages"][-1]["role"] == "tool":
+            return text_stream("Noted.")
+        return tool_call_stream([("read_file", '{"path": "a.txt"}')])
+
+    async def fail(call: dict[str, Any]) -> dict[str, Any]:
+        error = {"code": "disk_on_fire", "message": "smoke"}
+        return {"type": "tool_result", "call_id": call["call_id"], "ok": False, "error": error}
+
+    upstream.reset(script)
+    client = await ProtocolClient.connect(stack.gateway_url, stack.token)
+    await client.hello()
+    frames = await client.run_turn("read a.txt", fail)
+    await client.close()
+    error = next(frame for frame in frames if frame["type"] == "error")
+    assert (error["source"], error["code"]) == ("ide", "tool_failed")
+    assert error["message"] == "read_file: [disk_on_fire] smoke"
