@@ -54,6 +54,7 @@ def agent_service_up(log_dir: Path) -> Iterator[str]:
         health_url=f"http://127.0.0.1:{ports[0]}/healthz",
         log_path=log_dir / "up.log",
         env={"AGENT_TOKEN": TOKEN},
+        health_timeout=60,
     )
     with running(up):
         yield f"ws://127.0.0.1:{ports[0]}/v1/ws"
