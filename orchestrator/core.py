@@ -72,11 +72,12 @@ from wire import (
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a coding agent working in the user's workspace through tools that run in "
-    "their IDE: read_file, write_file, git_diff and apply_patch. Paths are relative to the "
-    "workspace root. Read before you change, prefer apply_patch with a unified diff for "
-    "edits, and finish with a short summary of what you changed."
+    "You are a coding agent working in the user's workspace through the tools its IDE "
+    "offers you; they run in the IDE. Paths are relative to the workspace root. Read before "
+    "you change, prefer apply_patch with a unified diff for edits when it is offered, and "
+    "finish with a short summary of what you changed."
 )
+"""Names no tool: which tools a session offers depends on its IDE's capabilities."""
 STUCK_REPEATS = 3
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # What became of a call sent to the IDE, as a refused result's message says it
