@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from wire.tools import CORE_TOOL_NAMES
+
 PROTOCOL_VERSION = 1
 PROTOCOL_MINOR = 1
 """Minor version of protocol 1 that this code speaks; the `session` reply says it."""
@@ -104,9 +106,9 @@ class Capabilities(_ClientFrame):
     tools: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None,
         max_length=256,
-        description="IDE tool names the IDE runs. Absent: the core tools "
-        "(read_file, write_file, git.diff, apply_patch). Names the server does not know are "
-        "ignored; the session reply lists the tools the session uses.",
+        description=f"IDE tool names the IDE runs. Absent: the core tools "
+        f"({', '.join(CORE_TOOL_NAMES)}). Names the server does not know are ignored; the "
+        "session reply lists the tools the session uses.",
     )
     features: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list,

@@ -144,7 +144,6 @@ TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS)
 CORE_TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS if spec.core)
 BY_IDE_NAME: dict[str, ToolSpec] = {spec.ide_name: spec for spec in TOOLS}
 BY_LLM_NAME: dict[str, ToolSpec] = {spec.llm_name: spec for spec in TOOLS}
-MAX_DECLARED_TOOLS = 256
 
 
 def offered_tools(declared: Sequence[str] | None) -> tuple[str, ...]:
