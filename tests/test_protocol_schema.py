@@ -9,6 +9,7 @@ from jsonschema import Draft202012Validator
 
 import wire
 from ide_client.errors import ToolCode
+from ide_client.tools import IMPLEMENTED_TOOLS
 from tests.support.protocol_schema import (
     SCHEMA_URI,
     direction_mapping,
@@ -87,6 +88,10 @@ def test_enums_list_every_tool_state_source_and_code() -> None:
 
 def test_reference_ide_reports_only_codes_the_protocol_defines() -> None:
     assert {code.value for code in ToolCode} <= {code.value for code in wire.ToolErrorCode}
+
+
+def test_reference_ide_declares_only_tools_of_the_registry() -> None:
+    assert set(IMPLEMENTED_TOOLS) <= set(wire.TOOL_NAMES)
 
 
 @pytest.mark.parametrize("spec", wire.TOOLS, ids=lambda spec: spec.ide_name)
