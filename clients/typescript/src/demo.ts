@@ -46,7 +46,7 @@ function inside(workspace: string, path: string): string {
 }
 
 class ToolFailure extends Error {
-  constructor(readonly code: "outside_workspace" | "not_found" | "patch_failed" | "unknown_tool", message: string) {
+  constructor(readonly code: "outside_workspace" | "not_found" | "patch_failed" | "tool_failed", message: string) {
     super(message);
   }
 }
@@ -103,7 +103,7 @@ function answer(workspace: string, call: ToolCall): ToolResult {
   try {
     return { type: "tool_result", call_id: call.call_id, ok: true, output: runTool(workspace, call), id: null, error: null };
   } catch (error) {
-    const failure = error instanceof ToolFailure ? error : new ToolFailure("unknown_tool", String(error));
+    const failure = error instanceof ToolFailure ? error : new ToolFailure("tool_failed", String(error));
     return { type: "tool_result", call_id: call.call_id, ok: false, error: { code: failure.code, message: failure.message }, id: null, output: null };
   }
 }
