@@ -7,6 +7,7 @@ import { dirname, resolve, sep } from "node:path";
 import WebSocket from "ws";
 import {
   Convert,
+  ErrorCode,
   ReadFileOutput,
   ToolCall,
   ToolName,
@@ -46,7 +47,7 @@ function inside(workspace: string, path: string): string {
 }
 
 class ToolFailure extends Error {
-  constructor(readonly code: "outside_workspace" | "not_found" | "patch_failed" | "tool_failed", message: string) {
+  constructor(readonly code: ErrorCode, message: string) {
     super(message);
   }
 }
