@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 ACPX_STAMP := tests/acpx/node_modules/.installed
 
 CHROMIUM := /usr/bin/chromium
+TS_CLIENT := clients/typescript
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install npm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ $(ACPX_STAMP): tests/acpx/package.json tests/acpx/package-lock.json
 	touch $(ACPX_STAMP)
 
 install: $(STAMP)
+
+# The Node client that proves the schema outside Python (tests/test_ts_client.py).
+npm:
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --silent
 
 demo: $(STAMP)
 	$(BIN)/agent-service demo
@@ -36,5 +41,5 @@ $(CHROMIUM):
 	elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "make test: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi
 
-test: lint $(ACPX_STAMP) $(CHROMIUM)
+test: lint npm $(ACPX_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q

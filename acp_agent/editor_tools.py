@@ -29,7 +29,6 @@ from acp.schema import (
     ToolCallUpdate,
 )
 
-from acp_agent.errors import BridgeToolCode
 from acp_agent.events import EventMapper
 from acp_agent.link import EditorLink
 from acp_agent.modes import EditDecision, EditPolicy
@@ -37,7 +36,7 @@ from acp_agent.offered import missing_capability
 from acp_agent.patching import PlannedEdit, plan_patch
 from acp_agent.presentation import message
 from ide_client import IdeClientError, ToolCode, Workspace
-from wire import BY_IDE_NAME, AgentServiceError, ToolCall, ToolError, ToolResult
+from wire import BY_IDE_NAME, AgentServiceError, ToolCall, ToolError, ToolErrorCode, ToolResult
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ class EditorTools:
         except RequestError as exc:
             text = f"the editor refused the request: {exc}"
             self._settle(call.call_id, "failed", text)
-            error = ToolError(code=BridgeToolCode.EDITOR_FAILED, message=text)
+            error = ToolError(code=ToolErrorCode.EDITOR_FAILED, message=text)
             return ToolResult(call_id=call.call_id, ok=False, error=error)
         except Exception as exc:
             log.exception("tool crashed", extra={"tool": call.tool, "call_id": call.call_id})
@@ -167,9 +166,7 @@ class EditorTools:
         if spec is None:
             raise IdeClientError(ToolCode.UNKNOWN_TOOL, f"unknown tool {call.tool!r}")
         if call.tool not in self.offered:
-            raise IdeClientError(
-                BridgeToolCode.UNSUPPORTED_BY_EDITOR, missing_capability(call.tool)
-            )
+            raise IdeClientError(ToolErrorCode.UNSUPPORTED_BY_EDITOR, missing_capability(call.tool))
         try:
             arguments = spec.arguments.model_validate(call.arguments)
         except ValueError as exc:
@@ -266,7 +263,7 @@ class EditorTools:
         decision = self.policy.decide()
         if decision is EditDecision.REFUSE:
             raise IdeClientError(
-                BridgeToolCode.DECLINED, "the session is read-only: edits are refused"
+                ToolErrorCode.DECLINED, "the session is read-only: edits are refused"
             )
         if decision is EditDecision.ASK:
             await self._ask(call, title, diffs, locations)
@@ -311,7 +308,7 @@ class EditorTools:
         if outcome.option_id == ALLOW_ALWAYS:
             self.policy.always_allowed = True
         elif outcome.option_id != ALLOW_ONCE:
-            raise IdeClientError(BridgeToolCode.DECLINED, "the user declined this edit")
+            raise IdeClientError(ToolErrorCode.DECLINED, "the user declined this edit")
 
     async def _undo(self, written: Sequence[tuple[Path, PlannedEdit]]) -> None:
         editor = await self.link.editor()

@@ -1,15 +1,16 @@
 """Which IDE tools the bridge can run for a given editor: the one place that decides it.
 
-Reads and edits need the editor's `fs/*` methods, `git.diff` its terminals. The service offers
-the model all four tools today; once `hello` can carry the IDE's tool list, this is the list to
-send, and the model is then never offered a tool this editor cannot run.
+Reads and edits need the editor's `fs/*` methods, `git.diff` its terminals. This is the tool
+list the bridge's `hello` declares, so the model is never offered a tool this editor cannot
+run. The discovery tools (`list_files`, `search`) are not among them: the bridge runs the four
+core tools only.
 """
 
 from __future__ import annotations
 
 from acp.schema import ClientCapabilities
 
-from wire import TOOL_NAMES
+from wire import CORE_TOOL_NAMES
 
 _NEEDS_READ = frozenset({"read_file"})
 _NEEDS_READ_AND_WRITE = frozenset({"write_file", "apply_patch"})
@@ -23,7 +24,7 @@ def offered_tools(capabilities: ClientCapabilities | None) -> tuple[str, ...]:
     can_read = bool(fs and fs.read_text_file)
     can_write = can_read and bool(fs and fs.write_text_file)
     offered = []
-    for name in TOOL_NAMES:
+    for name in CORE_TOOL_NAMES:
         if name in _NEEDS_READ and not can_read:
             continue
         if name in _NEEDS_READ_AND_WRITE and not can_write:

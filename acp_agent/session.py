@@ -63,12 +63,13 @@ class BridgeSession:
         self.link = EditorLink(editor)
         self.mapper = EventMapper(Path(workspace.root), prompts)
         self.policy = EditPolicy(settings.mode)
+        self.offered = offered_tools(capabilities)
         self.tools = EditorTools(
             self.link,
             self.mapper,
             self.policy,
             workspace,
-            offered_tools(capabilities),
+            self.offered,
             asyncio.get_running_loop(),
         )
         self._client: IdeClient | None = None
@@ -83,7 +84,12 @@ class BridgeSession:
     async def open(self, gateway: Gateway, session_id: str | None = None) -> None:
         """Open a new gateway session, or resume `session_id` and replay its history."""
         client = IdeClient(
-            gateway.url, gateway.token, self.tools, on_event=self._on_event, session_id=session_id
+            gateway.url,
+            gateway.token,
+            self.tools,
+            on_event=self._on_event,
+            session_id=session_id,
+            implemented_tools=self.offered,
         )
         try:
             session = await client.connect()

@@ -148,9 +148,11 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     return app
 
 
-async def _stop_on_hangup(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+async def _stop_on_hangup(app: Sanic[Any, Any]) -> None:
     """A closed terminal (SIGHUP) stops the gateway as cleanly as SIGINT and SIGTERM do."""
-    loop.add_signal_handler(signal.SIGHUP, functools.partial(app.stop, terminate=False))
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGHUP, functools.partial(app.stop, terminate=False)
+    )
 
 
 def serve(app: Sanic, host: str, port: int) -> None:

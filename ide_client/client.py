@@ -21,7 +21,7 @@ import contextlib
 import importlib.metadata
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -33,12 +33,13 @@ from websockets.protocol import State
 
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError
-from ide_client.tools import ToolRunner
+from ide_client.tools import IMPLEMENTED_TOOLS, ToolRunner
 from ide_client.workspace import Workspace
 from wire import (
     SERVER_MESSAGE,
     AgentDelta,
     Cancel,
+    Capabilities,
     ClientInfo,
     Error,
     Hello,
@@ -145,8 +146,10 @@ class IdeClient:
         reconnect_attempts: int = 3,
         reconnect_window: float = RECONNECT_WINDOW_S,
         open_timeout: float = 10.0,
+        implemented_tools: Sequence[str] = IMPLEMENTED_TOOLS,
     ) -> None:
         self.url = url
+        self.implemented_tools = tuple(implemented_tools)
         self.tools = tools
         self.display = display or ConsoleDisplay(None)
         self.on_event = on_event
@@ -297,9 +300,9 @@ class IdeClient:
             if result is None:
                 return
             turn.results[call.call_id] = result
-            self.display.tool_outcome(call, result)
             if not turn.ended:
                 await self._send_quietly(result)
+            self.display.tool_outcome(call, result)
         finally:
             self._running.pop(call.call_id, None)
 
@@ -363,6 +366,7 @@ class IdeClient:
     async def _hello(self) -> Session:
         """Say hello on the fresh connection and read the `session` reply."""
         client = ClientInfo(name=CLIENT_NAME, version=_version())
+        capabilities = Capabilities(tools=list(self.implemented_tools))
         resuming = self.session_id is not None
         if resuming:
             hello = Hello(
@@ -372,7 +376,7 @@ class IdeClient:
                 client=client,
             )
         else:
-            hello = Hello(protocol=1, client=client)
+            hello = Hello(protocol=1, client=client, capabilities=capabilities)
         try:
             await self._connection().send(encode(hello))
             reply = _decode(await self._connection().recv())

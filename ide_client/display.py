@@ -64,9 +64,10 @@ class ConsoleDisplay:
 def describe_call(tool: str, arguments: dict[str, Any]) -> str:
     """A tool call as one short phrase: its name and the path it works on."""
     words = [tool]
-    path = arguments.get("path")
-    if isinstance(path, str):
-        words.append(path)
+    for key in ("path", "pattern", "query"):
+        value = arguments.get(key)
+        if isinstance(value, str):
+            words.append(value if key == "path" else repr(value))
     if arguments.get("staged") is True:
         words.append("--staged")
     return " ".join(words)
@@ -77,8 +78,13 @@ def _outcome(result: ToolResult) -> str:
         error = result.error
         return f"error {error.code}: {error.message}" if error else "error"
     output = result.output if isinstance(result.output, dict) else {}
-    if "files" in output:
-        return f"ok ({', '.join(output['files'])})"
+    files = output.get("files")
+    if isinstance(files, list) and all(isinstance(name, str) for name in files):
+        return f"ok ({', '.join(files)})"
+    if isinstance(files, list):
+        return f"ok ({len(files)} files{', more not listed' if output.get('truncated') else ''})"
+    if isinstance(output.get("matches"), list):
+        return f"ok ({len(output['matches'])} matches)"
     if "bytes_written" in output:
         return f"ok ({output['bytes_written']} bytes)"
     return "ok"

@@ -5,24 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from wire import AgentServiceError
+from wire import AgentServiceError, ToolErrorCode
 
-
-class ToolCode(StrEnum):
-    """Codes an IDE tool reports in `tool_result.error.code` (see docs/ide-client.md)."""
-
-    INVALID_ARGUMENTS = "invalid_arguments"
-    UNKNOWN_TOOL = "unknown_tool"
-    NOT_FOUND = "not_found"
-    NOT_A_FILE = "not_a_file"
-    NOT_TEXT = "not_text"
-    OUTSIDE_WORKSPACE = "outside_workspace"
-    PROTECTED_PATH = "protected_path"
-    TOO_LARGE = "too_large"
-    PATCH_FAILED = "patch_failed"
-    NOT_A_GIT_REPO = "not_a_git_repo"
-    TIMEOUT = "timeout"
-    TOOL_FAILED = "tool_failed"
+ToolCode = ToolErrorCode
+"""Codes an IDE tool reports in `tool_result.error.code` (see docs/ide-client.md)."""
 
 
 class GatewayCode(StrEnum):

@@ -31,6 +31,16 @@ from wire.tools import (
 
 log = logging.getLogger(__name__)
 
+IMPLEMENTED_TOOLS: tuple[str, ...] = (
+    "read_file",
+    "write_file",
+    "git.diff",
+    "apply_patch",
+    "list_files",
+    "search",
+)
+"""The tools `ToolRunner.run` runs: what this IDE declares in `hello.capabilities`."""
+
 
 class ToolRunner:
     """Runs tool calls on one workspace, confined to it."""

@@ -66,9 +66,11 @@ def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sani
     return app
 
 
-async def _stop_on_hangup(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+async def _stop_on_hangup(app: Sanic[Any, Any]) -> None:
     """A closed terminal (SIGHUP) stops the proxy as cleanly as SIGINT and SIGTERM do."""
-    loop.add_signal_handler(signal.SIGHUP, functools.partial(app.stop, terminate=False))
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGHUP, functools.partial(app.stop, terminate=False)
+    )
 
 
 class _Endpoints:

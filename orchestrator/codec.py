@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, get_origin, get_type_hints
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -151,13 +151,22 @@ def _float_fields(cls: type) -> frozenset[str]:
     return frozenset(name for name in _field_names(cls) if hints[name] is float)
 
 
+def _tuple_fields(cls: type) -> frozenset[str]:
+    hints = get_type_hints(cls)
+    return frozenset(name for name in _field_names(cls) if get_origin(hints[name]) is tuple)
+
+
 def _builder(cls: type) -> Callable[[dict[str, Any]], Any]:
-    """Rebuild `cls` from its decoded fields; JSON numbers become floats where `cls` says so."""
+    """Rebuild `cls` from its decoded fields; JSON numbers become floats and JSON arrays
+    tuples where `cls` says so."""
     floats = _float_fields(cls)
+    tuples = _tuple_fields(cls)
 
     def build(fields: dict[str, Any]) -> Any:
         for name in floats & fields.keys():
             fields[name] = float(fields[name])
+        for name in tuples & fields.keys():
+            fields[name] = tuple(fields[name])
         return cls(**fields)
 
     return build

@@ -52,7 +52,7 @@ from orchestrator.events import (
 )
 from orchestrator.table import STATES, TRANSITIONS
 from wire import (
-    OPENAI_TOOLS,
+    CORE_TOOL_NAMES,
     AgentDelta,
     AgentMessage,
     Error,
@@ -64,15 +64,17 @@ from wire import (
     ToolArgumentsError,
     ToolCall,
     Usage,
+    openai_tools,
     parse_llm_call,
 )
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a coding agent working in the user's workspace through tools that run in "
-    "their IDE: read_file, write_file, git_diff and apply_patch. Paths are relative to the "
-    "workspace root. Read before you change, prefer apply_patch with a unified diff for "
-    "edits, and finish with a short summary of what you changed."
+    "You are a coding agent working in the user's workspace through the tools its IDE "
+    "offers you; they run in the IDE. Paths are relative to the workspace root. Read before "
+    "you change, prefer apply_patch with a unified diff for edits when it is offered, and "
+    "finish with a short summary of what you changed."
 )
+"""Names no tool: which tools a session offers depends on its IDE's capabilities."""
 STUCK_REPEATS = 3
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # What became of a call sent to the IDE, as a refused result's message says it
@@ -83,13 +85,19 @@ _CANCELLED = "cancelled"
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
-    """Limits and prompt of a session; the same config replays the same session."""
+    """Limits, prompt and tools of a session; the same config replays the same session.
+
+    `tools` are the IDE tools the model is offered (the IDE's capabilities met with the
+    registry), `features` the optional protocol features the session uses.
+    """
 
     max_steps: int = 25
     tool_timeout_s: float = 120.0
     max_tool_output_chars: int = 64_000
     max_user_message_chars: int = 256_000
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    tools: tuple[str, ...] = CORE_TOOL_NAMES
+    features: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -293,7 +301,9 @@ class SessionCore:
         turn.calls = []
         self._out.append(
             StartLlmRequest(
-                request_id=turn.request_id, messages=tuple(self.messages), tools=OPENAI_TOOLS
+                request_id=turn.request_id,
+                messages=tuple(self.messages),
+                tools=openai_tools(self.config.tools),
             )
         )
 
@@ -322,7 +332,9 @@ class SessionCore:
             self._calls += 1
             call_id = f"c{self._calls}"
             try:
-                spec, arguments = parse_llm_call(model_call.name, model_call.arguments)
+                spec, arguments = parse_llm_call(
+                    model_call.name, model_call.arguments, self.config.tools
+                )
             except ToolArgumentsError as exc:
                 turn.calls.append(_StepCall(call_id, model_call, None, None, exc.message))
             else:

@@ -22,10 +22,24 @@ from wire import (
     ErrorCode,
     ErrorSource,
     Hello,
+    ToolError,
+    ToolErrorCode,
     ToolResult,
     UserMessage,
     encode,
 )
+
+_TOOL_CODES = frozenset(ToolErrorCode)
+
+
+def _known_tool_error(error: ToolError | None) -> tuple[str | None, str | None]:
+    """The IDE's error code if the protocol defines it; any other becomes `tool_failed`, its
+    message naming the IDE's code, so every `error` event carries a code of the schema."""
+    if error is None:
+        return None, None
+    if error.code in _TOOL_CODES:
+        return error.code, error.message
+    return ErrorCode.TOOL_FAILED, f"[{error.code}] {error.message}"
 
 
 class ClientEndpoint:
@@ -62,7 +76,7 @@ class ClientEndpoint:
             return None
         if frame.session_id is None:
             try:
-                session = self.registry.create(self.principal)
+                session = self.registry.create(self.principal, frame.capabilities)
             except SessionLimitReached as exc:
                 self._refuse(ErrorCode.SESSION_LIMIT, str(exc), frame.id)
                 return None
@@ -93,16 +107,16 @@ class ClientEndpoint:
         if isinstance(frame, UserMessage):
             session.feed(UserMessageReceived(frame.content, frame.id), self.attachment)
         elif isinstance(frame, ToolResult):
-            error = frame.error
+            code, message = _known_tool_error(frame.error)
             session.feed(
                 ToolResultReceived(
                     call_id=frame.call_id,
                     ok=frame.ok,
                     output=frame.output,
-                    error_code=error.code if error else None,
-                    error_message=error.message if error else None,
+                    error_code=code,
+                    error_message=message,
                     message_id=frame.id,
-                    error_details=error.details if error else None,
+                    error_details=frame.error.details if frame.error else None,
                 ),
                 self.attachment,
             )

@@ -75,7 +75,7 @@ class LlmClient:
                 messages=[],
                 stream=True,
                 stream_options={"include_usage": True},
-                extra_body={"messages": request.messages, "tools": request.tools},
+                extra_body=_request_body(request),
             ) as response:
                 streaming = True
                 async for data in response.iter_bytes():
@@ -145,3 +145,10 @@ def _upstream_message(exc: openai.APIStatusError) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return f"LLM endpoint answered {exc.status_code}: {inner['message']}"
     return f"LLM endpoint answered {exc.status_code}: {exc.message}"
+
+
+def _request_body(request: StartLlmRequest) -> dict[str, Any]:
+    """The conversation, and the tools when the session offers any: OpenAI refuses `tools: []`."""
+    if request.tools:
+        return {"messages": request.messages, "tools": request.tools}
+    return {"messages": request.messages}

@@ -32,7 +32,6 @@ from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.turn_log import TurnLog
 from wire import (
-    TOOL_NAMES,
     Error,
     ErrorCode,
     ErrorSource,
@@ -146,7 +145,8 @@ class SessionRuntime:
                     state=self.core.state,
                     last_seq=self.core.last_seq,
                     resumed=resumed,
-                    tools=list(TOOL_NAMES),
+                    tools=list(self.core.config.tools),
+                    features=list(self.core.config.features),
                 )
             )
         )

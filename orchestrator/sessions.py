@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from orchestrator.events import Event
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.runtime import Attachment, SessionRuntime
-from wire import AgentServiceError, ErrorCode
+from wire import FEATURES, AgentServiceError, Capabilities, ErrorCode, offered_tools
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,20 @@ class SessionLimits:
     grace_period_s: float = 600.0
     max_sessions: int = 10_000
     max_sessions_per_principal: int = 100
+
+
+def session_config(base: CoreConfig, capabilities: Capabilities | None) -> CoreConfig:
+    """The orchestrator's config with the tools and features this IDE's `hello` settles on.
+
+    They are part of the recorded config, so replay and a restart offer the same tools.
+    """
+    declared = capabilities.tools if capabilities is not None else None
+    wanted = set(capabilities.features) if capabilities is not None else set()
+    return dataclasses.replace(
+        base,
+        tools=offered_tools(declared),
+        features=tuple(feature for feature in FEATURES if feature in wanted),
+    )
 
 
 class SessionLimitReached(AgentServiceError):
@@ -57,19 +72,20 @@ class SessionRegistry:
         """The live session with this id, if any."""
         return self._sessions.get(session_id)
 
-    def create(self, principal: str) -> SessionRuntime:
-        """A new session owned by `principal`."""
+    def create(self, principal: str, capabilities: Capabilities | None = None) -> SessionRuntime:
+        """A new session owned by `principal`, offering the tools its IDE declared."""
         if len(self._sessions) >= self.limits.max_sessions:
             raise SessionLimitReached(f"this orchestrator holds {len(self._sessions)} sessions")
         owned = sum(1 for owner in self._owners.values() if owner == principal)
         if owned >= self.limits.max_sessions_per_principal:
             raise SessionLimitReached(f"this token already holds {owned} sessions")
         session_id = f"s_{secrets.token_hex(8)}"
-        session = SessionRuntime(session_id, self.config, self._llm, self._recorder)
+        config = session_config(self.config, capabilities)
+        session = SessionRuntime(session_id, config, self._llm, self._recorder)
         self._sessions[session_id] = session
         self._owners[session_id] = principal
         self._recorder.session_started(
-            session_id, self.config, self._llm.settings.model or "", owner=principal
+            session_id, config, self._llm.settings.model or "", owner=principal
         )
         log.info("session created", extra={"session_id": session_id})
         return session

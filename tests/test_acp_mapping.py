@@ -53,7 +53,10 @@ def test_plan_patch_applies_a_second_patch_of_one_file_to_the_first_ones_result(
     ("diff", "problem"),
     [
         ("--- a/a.txt\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-one\n-two\n", "deleting or renaming"),
-        ("diff --git a/a.txt b/b.txt\nrename from a.txt\nrename to b.txt\n", "deleting or renaming"),
+        (
+            "diff --git a/a.txt b/b.txt\nrename from a.txt\nrename to b.txt\n",
+            "deleting or renaming",
+        ),
         ("--- a/gone.txt\n+++ b/gone.txt\n@@ -1 +1 @@\n-x\n+y\n", "gone.txt: no such file"),
         ("--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1 @@\n+x\n", "a.txt: already exists"),
         ("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-nine\n+ten\n", "the file has 'one' where"),

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from agent_service.stack import StackConfig
+from tests.support.protocol_schema import assert_server_frame
 from tests.support.stack import running_stack
 
 EXAMPLES = 120
@@ -76,11 +77,13 @@ class FuzzSession:
             hello.update(session_id=self.session_id, last_seq=max(self.seen, default=0))
         await ws.send(json.dumps(hello))
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert_server_frame(reply)
         assert reply["type"] == "session", reply
         self.session_id = reply["session_id"]
         return ws
 
     def take(self, frame: dict[str, Any]) -> None:
+        assert_server_frame(frame)
         if "seq" in frame:
             seq = frame["seq"]
             assert seq not in self.seen or self.seen[seq] == frame, "seq reused"

@@ -21,6 +21,7 @@ from tests.support.fake_upstream import (
     text_stream,
     tool_call_stream,
 )
+from tests.support.protocol_schema import assert_server_frame
 from tests.support.stack import started_stack
 from tests.support.wsclient import ProtocolClient
 
@@ -64,7 +65,9 @@ async def test_gateway_refuses_a_browser_origin_that_is_not_allowed(stack: Servi
     assert refused.value.response.status_code == 403
     async with connect(config.gateway_url, additional_headers=headers, origin=ORIGIN) as allowed:
         await allowed.send(json.dumps({"type": "hello", "protocol": 1}))
-        assert json.loads(await allowed.recv())["type"] == "session"
+        reply = json.loads(await allowed.recv())
+        assert_server_frame(reply)
+        assert reply["type"] == "session"
 
 
 async def test_sessions_per_token_and_connections_per_gateway_are_capped(

@@ -27,6 +27,7 @@ from ide_client.workspace import Workspace
 from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import FakeUpstream, Step, text_stream, tool_call_stream
 from tests.support.procs import ServiceProcess, free_port, running, wait_healthy
+from tests.support.protocol_schema import assert_server_frame
 from tests.support.stack import running_stack
 from tests.support.wsclient import Frame, ProtocolClient, numbered
 
@@ -173,7 +174,9 @@ async def test_browser_client_authenticates_with_the_bearer_subprotocol(
     ) as websocket:
         assert websocket.subprotocol == "agent.v1"
         await websocket.send(json.dumps({"type": "hello", "protocol": 1}))
-        assert json.loads(await websocket.recv())["type"] == "session"
+        reply = json.loads(await websocket.recv())
+        assert_server_frame(reply)
+        assert reply["type"] == "session"
 
 
 async def test_split_tool_call_arguments_from_a_real_upstream_are_reassembled(

@@ -12,7 +12,7 @@ from ide_client.client import IdeClient, run_one_turn
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError
 from ide_client.sample import AUTH_JS, create_sample_workspace
-from ide_client.tools import ToolRunner
+from ide_client.tools import IMPLEMENTED_TOOLS, ToolRunner
 from ide_client.workspace import Workspace
 from tests.support.fake_gateway import TOKEN, FakeGateway, Peer
 from wire import AgentMessage, Error, Session, SessionState, StateChanged, ToolCall
@@ -52,7 +52,13 @@ async def test_client_runs_a_tool_and_streams_the_answer_when_the_turn_completes
 ) -> None:
     async def script(peer: Peer) -> None:
         hello = await peer.accept_hello()
-        assert hello == {"type": "hello", "protocol": 1, "last_seq": 0, "client": hello["client"]}
+        assert hello == {
+            "type": "hello",
+            "protocol": 1,
+            "last_seq": 0,
+            "client": hello["client"],
+            "capabilities": {"tools": list(IMPLEMENTED_TOOLS), "features": []},
+        }
         assert hello["client"]["name"] == "agent-service-ide"
         message = await peer.expect("user_message")
         assert message["content"] == "Add logging to src/auth.js"

@@ -124,6 +124,7 @@ def test_transcripts_export_reads_like_a_conversation_when_the_format_is_markdow
     assert done.returncode == 0, done.stderr
     text = done.stdout
     assert text.startswith("# Session `s2`")
+    assert "- tools offered: `read_file`, `write_file`, `git.diff`, `apply_patch`\n" in text
     assert "## User\n\nOnly once" in text
     assert "**Tool call** `read_file` `c1`" in text
     assert "**Tool result** `c1` (ok)" in text

@@ -198,6 +198,7 @@ def markdown_lines(store: TranscriptStore, session: SessionRecord) -> Iterator[s
     yield f"- rows: {session.inputs} inputs, {session.outputs} outputs"
     if session.redactions:
         yield f"- redactions: {session.redactions} secrets replaced by `[REDACTED]`"
+    yield f"- tools offered: {', '.join(f'`{name}`' for name in config.tools) or 'none'}"
     yield f"- limits: {config.max_steps} model calls a turn, tool timeout {config.tool_timeout_s:g} s\n"
     for item in conversation(exchanges(store.events(session.session_id))):
         yield markdown_item(item) + "\n"

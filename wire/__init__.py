@@ -1,14 +1,17 @@
 """Wire models shared by the gateway, the orchestrator and IDE clients."""
 
-from wire.codes import ErrorCode
+from wire.codes import SENT_CODES, ErrorCode, ToolErrorCode
 from wire.errors import AgentServiceError
 from wire.ide import (
     CLIENT_MESSAGE,
+    FEATURES,
+    PROTOCOL_MINOR,
     PROTOCOL_VERSION,
     SERVER_MESSAGE,
     AgentDelta,
     AgentMessage,
     Cancel,
+    Capabilities,
     ClientInfo,
     ClientMessage,
     Error,
@@ -25,16 +28,19 @@ from wire.ide import (
     Usage,
     UserMessage,
     encode,
-    json_schema,
 )
+from wire.schema import json_schema
 from wire.tools import (
     BY_IDE_NAME,
     BY_LLM_NAME,
+    CORE_TOOL_NAMES,
     OPENAI_TOOLS,
     TOOL_NAMES,
     TOOLS,
     ToolArgumentsError,
     ToolSpec,
+    offered_tools,
+    openai_tools,
     parse_llm_call,
 )
 
@@ -42,8 +48,12 @@ __all__ = [
     "BY_IDE_NAME",
     "BY_LLM_NAME",
     "CLIENT_MESSAGE",
+    "CORE_TOOL_NAMES",
+    "FEATURES",
     "OPENAI_TOOLS",
+    "PROTOCOL_MINOR",
     "PROTOCOL_VERSION",
+    "SENT_CODES",
     "SERVER_MESSAGE",
     "TOOLS",
     "TOOL_NAMES",
@@ -51,6 +61,7 @@ __all__ = [
     "AgentMessage",
     "AgentServiceError",
     "Cancel",
+    "Capabilities",
     "ClientInfo",
     "ClientMessage",
     "Error",
@@ -65,11 +76,14 @@ __all__ = [
     "ToolArgumentsError",
     "ToolCall",
     "ToolError",
+    "ToolErrorCode",
     "ToolResult",
     "ToolSpec",
     "Usage",
     "UserMessage",
     "encode",
     "json_schema",
+    "offered_tools",
+    "openai_tools",
     "parse_llm_call",
 ]

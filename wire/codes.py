@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    """Every code the services put in an `error` event (IDE tool codes pass through as-is)."""
+    """Every code the services themselves put in an `error` event (IDE codes: `ToolErrorCode`)."""
 
     # protocol: a bad frame or a frame the session cannot take now
     INVALID_JSON = "invalid_json"
@@ -42,3 +42,33 @@ class ErrorCode(StrEnum):
     LLM_UPSTREAM_ERROR = "llm_upstream_error"
     LLM_TRUNCATED = "llm_truncated"
     LLM_BAD_RESPONSE = "llm_bad_response"
+
+
+class ToolErrorCode(StrEnum):
+    """The codes an IDE may put in `tool_result.error.code`; the services pass them on in the
+    `error` event (source `ide`). Any other code arrives as `tool_failed`, naming it.
+
+    `declined`: the user refused the call; `unsupported_by_editor` / `editor_failed`: an
+    editor behind a bridge (ACP) cannot run it, or failed to."""
+
+    INVALID_ARGUMENTS = "invalid_arguments"
+    UNKNOWN_TOOL = "unknown_tool"
+    NOT_FOUND = "not_found"
+    NOT_A_FILE = "not_a_file"
+    NOT_TEXT = "not_text"
+    OUTSIDE_WORKSPACE = "outside_workspace"
+    PROTECTED_PATH = "protected_path"
+    TOO_LARGE = "too_large"
+    PATCH_FAILED = "patch_failed"
+    NOT_A_GIT_REPO = "not_a_git_repo"
+    TIMEOUT = "timeout"
+    TOOL_FAILED = "tool_failed"
+    DECLINED = "declined"
+    UNSUPPORTED_BY_EDITOR = "unsupported_by_editor"
+    EDITOR_FAILED = "editor_failed"
+
+
+SENT_CODES: tuple[str, ...] = tuple(
+    dict.fromkeys([*(code.value for code in ErrorCode), *(code.value for code in ToolErrorCode)])
+)
+"""Every `error.code` value the services send, each once: the schema's `ErrorCode` enum."""

@@ -1,7 +1,12 @@
 """Protocol v1 between the IDE and the gateway: every frame, as pydantic models.
 
 One discriminated union on `type` per direction (`ClientMessage`, `ServerMessage`).
-`agent-service schema` prints their JSON Schema for IDE teams.
+`wire.schema` turns them into the JSON Schema document IDE teams generate code from.
+
+Reading rules, the same for every message: client frames are strict about types
+(`ok: "yes"` is refused), an optional field sent as `null` means absent, and
+unknown fields are ignored, so an IDE written for a later minor version still
+talks to this one. Server frames never carry `null` and readers ignore unknown fields.
 """
 
 from __future__ import annotations
@@ -9,9 +14,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
+
+from wire.tools import CORE_TOOL_NAMES
 
 PROTOCOL_VERSION = 1
+PROTOCOL_MINOR = 1
+"""Minor version of protocol 1 that this code speaks; the `session` reply says it."""
+FEATURES: tuple[str, ...] = ()
+"""Optional features this server can use when the IDE declares them (none in 1.1)."""
 
 
 class SessionState(StrEnum):
@@ -33,32 +52,88 @@ class ErrorSource(StrEnum):
     PROTOCOL = "protocol"
 
 
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+SCHEMA_DEFINITION = "x-definition"
+"""Marks a field the schema document points at one of its own definitions (`wire.schema`)."""
+ToolNameText = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ToolName"})]
+"""An IDE tool name of the registry (`wire.tools`); the schema lists them as an enum."""
+ErrorCodeText = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ErrorCode"})]
+"""A code of `wire.codes.SENT_CODES`; the schema lists them as an enum."""
+
+
+def _exactly_protocol_1(value: Any) -> Any:
+    """`true` and `1.0` equal 1 in Python; the protocol number is the JSON integer 1."""
+    if type(value) is not int:
+        raise ValueError("protocol must be the integer 1")
+    return value
+
+
+class _ClientFrame(BaseModel):
+    """A part of a frame the IDE writes: strict types, null is absent, unknown fields ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_absent(cls, data: Any) -> Any:
+        """Generated clients write `null` for an unset optional field: treat it as left out."""
+        if not isinstance(data, dict):
+            return data
+        optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
+        return {
+            key: value for key, value in data.items() if value is not None or key not in optional
+        }
+
+
+class _ServerFrame(BaseModel):
+    """A part of a frame the services write; readers ignore fields they do not know."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # ---- client -> gateway ------------------------------------------------------------------
 
 
-class ClientInfo(_Frame):
+class ClientInfo(_ClientFrame):
     """Who the client is, for logs."""
 
     name: str = Field(max_length=200)
     version: str = Field(max_length=200)
 
 
-class Hello(_Frame):
+class Capabilities(_ClientFrame):
+    """What the IDE implements: the session offers the model only these tools."""
+
+    tools: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None,
+        max_length=256,
+        description=f"IDE tool names the IDE runs. Absent: the core tools "
+        f"({', '.join(CORE_TOOL_NAMES)}). Names the server does not know are ignored; the "
+        "session reply lists the tools the session uses.",
+    )
+    features: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Optional features the IDE handles; the session reply lists those in use.",
+    )
+
+
+class Hello(_ClientFrame):
     """First frame: open a new session, or resume one after `last_seq`."""
 
     type: Literal["hello"] = "hello"
-    protocol: Literal[1]
+    protocol: Annotated[Literal[1], BeforeValidator(_exactly_protocol_1)]
     id: str | None = None
     session_id: str | None = None
     last_seq: int = Field(default=0, ge=0)
     client: ClientInfo | None = None
+    capabilities: Capabilities | None = Field(
+        default=None,
+        description="Used when a session is opened; a resumed session keeps the ones it "
+        "was opened with.",
+    )
 
 
-class UserMessage(_Frame):
+class UserMessage(_ClientFrame):
     """Starts a turn."""
 
     type: Literal["user_message"] = "user_message"
@@ -66,7 +141,7 @@ class UserMessage(_Frame):
     id: str | None = None
 
 
-class ToolError(_Frame):
+class ToolError(_ClientFrame):
     """Why a tool did not run, as the IDE reports it.
 
     `message` is for the model and reaches it unchanged; `details` optionally says the same
@@ -78,7 +153,7 @@ class ToolError(_Frame):
     details: dict[str, Any] | None = None
 
 
-class ToolResult(_Frame):
+class ToolResult(_ClientFrame):
     """The IDE's answer to one `tool_call`."""
 
     type: Literal["tool_result"] = "tool_result"
@@ -89,7 +164,7 @@ class ToolResult(_Frame):
     id: str | None = None
 
 
-class Cancel(_Frame):
+class Cancel(_ClientFrame):
     """Stops the running turn."""
 
     type: Literal["cancel"] = "cancel"
@@ -103,7 +178,7 @@ CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 # ---- gateway -> client ------------------------------------------------------------------
 
 
-class Session(_Frame):
+class Session(_ServerFrame):
     """Reply to `hello`."""
 
     type: Literal["session"] = "session"
@@ -112,10 +187,14 @@ class Session(_Frame):
     last_seq: int
     resumed: bool
     protocol: Literal[1] = 1
-    tools: list[str]
+    protocol_minor: int = PROTOCOL_MINOR
+    tools: list[ToolNameText] = Field(description="The tools the model may call in this session.")
+    features: list[str] = Field(
+        default_factory=list, description="The optional features this session uses."
+    )
 
 
-class StateChanged(_Frame):
+class StateChanged(_ServerFrame):
     """Numbered: the session's state machine moved."""
 
     type: Literal["state"] = "state"
@@ -125,7 +204,7 @@ class StateChanged(_Frame):
     previous: SessionState
 
 
-class AgentDelta(_Frame):
+class AgentDelta(_ServerFrame):
     """Numbered: streamed text of the agent's answer."""
 
     type: Literal["agent_delta"] = "agent_delta"
@@ -135,25 +214,25 @@ class AgentDelta(_Frame):
     text: str
 
 
-class ToolCall(_Frame):
+class ToolCall(_ServerFrame):
     """Numbered: run a tool in the IDE and answer with `tool_result`."""
 
     type: Literal["tool_call"] = "tool_call"
     session_id: str
     seq: int
     call_id: str
-    tool: str
+    tool: ToolNameText
     arguments: dict[str, Any]
 
 
-class Usage(_Frame):
+class Usage(_ServerFrame):
     """Tokens the model used over the whole turn."""
 
     prompt_tokens: int
     completion_tokens: int
 
 
-class AgentMessage(_Frame):
+class AgentMessage(_ServerFrame):
     """Numbered: the turn's final answer (all its deltas, concatenated)."""
 
     type: Literal["agent_message"] = "agent_message"
@@ -165,11 +244,11 @@ class AgentMessage(_Frame):
     usage: Usage
 
 
-class Error(_Frame):
+class Error(_ServerFrame):
     """Something went wrong. Numbered (with `session_id`, `seq`) unless `source` is protocol."""
 
     type: Literal["error"] = "error"
-    code: str
+    code: ErrorCodeText
     message: str
     source: ErrorSource
     fatal: bool = False
@@ -191,13 +270,3 @@ NumberedEvent = StateChanged | AgentDelta | ToolCall | AgentMessage | Error
 def encode(frame: BaseModel) -> str:
     """One frame as the JSON text sent on the wire (absent optionals left out)."""
     return frame.model_dump_json(exclude_none=True)
-
-
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of both directions, for generating client models."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "agent-service IDE protocol v1",
-        "client_to_server": CLIENT_MESSAGE.json_schema(),
-        "server_to_client": SERVER_MESSAGE.json_schema(),
-    }

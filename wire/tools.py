@@ -1,14 +1,19 @@
-"""The IDE tools: their IDE names, LLM function names and argument schemas.
+"""The IDE tools: their IDE names, LLM function names, argument and output schemas.
 
 `git.diff` is not a valid OpenAI function name, so every tool has two names:
 the IDE's (on the wire to the IDE) and the LLM's (in the conversation upstream).
-The four core tools (`default`) are offered to every model; the others (`list_files`,
-`search`) only when the IDE says it implements them.
+
+The registry (`TOOLS`) is the one place a tool is declared: the protocol schema,
+the model's tool list and the checks of its calls are all drawn from it. A
+`core` tool is offered to every session whose IDE declares no capabilities; any
+other tool only to an IDE that lists it in `hello.capabilities.tools`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,8 +78,65 @@ class SearchArguments(_Arguments):
     max_results: int = Field(default=100, ge=1, le=500, description="At most this many lines.")
 
 
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ReadFileOutput(_Output):
+    """What `read_file` returns."""
+
+    content: str = Field(description="The whole file as UTF-8 text.")
+
+
+class WriteFileOutput(_Output):
+    """What `write_file` returns."""
+
+    bytes_written: int = Field(ge=0, description="Size of the new content in UTF-8 bytes.")
+
+
+class GitDiffOutput(_Output):
+    """What `git.diff` returns."""
+
+    diff: str = Field(description="The diff as `git diff` prints it; empty when nothing changed.")
+
+
+class ApplyPatchOutput(_Output):
+    """What `apply_patch` returns."""
+
+    files: list[str] = Field(description="Every path the diff changed, in diff order.")
+
+
+class ListedFile(_Output):
+    """One file `list_files` found."""
+
+    path: str = Field(description="Relative to the workspace root.")
+    size: int = Field(ge=0, description="Size in bytes.")
+
+
+class ListFilesOutput(_Output):
+    """What `list_files` returns."""
+
+    files: list[ListedFile] = Field(description="The matching files, in path order.")
+    truncated: bool = Field(description="More files matched than were returned or walked.")
+
+
+class SearchMatch(_Output):
+    """One line `search` found."""
+
+    path: str = Field(description="Relative to the workspace root.")
+    line: int = Field(ge=1, description="1-based line number.")
+    text: str = Field(description="The line, cut if very long.")
+
+
+class SearchOutput(_Output):
+    """What `search` returns."""
+
+    matches: list[SearchMatch] = Field(description="path:line:text of each match.")
+    truncated: bool = Field(description="More lines matched than were returned or searched.")
+
+
 class ToolSpec(BaseModel):
-    """One tool as both sides see it."""
+    """One tool as both sides see it; `core` tools are offered when the IDE declares none."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -82,7 +144,8 @@ class ToolSpec(BaseModel):
     llm_name: str
     description: str
     arguments: type[_Arguments]
-    default: bool = True
+    output: type[_Output]
+    core: bool = True
 
     def openai_tool(self) -> dict[str, Any]:
         """The tool as an OpenAI `tools` entry."""
@@ -107,18 +170,21 @@ TOOLS: tuple[ToolSpec, ...] = (
         llm_name="read_file",
         description="Read a file of the user's workspace. Returns {content}.",
         arguments=ReadFileArguments,
+        output=ReadFileOutput,
     ),
     ToolSpec(
         ide_name="write_file",
         llm_name="write_file",
         description="Create or overwrite a file of the workspace. Returns {bytes_written}.",
         arguments=WriteFileArguments,
+        output=WriteFileOutput,
     ),
     ToolSpec(
         ide_name="git.diff",
         llm_name="git_diff",
         description="Show uncommitted changes of the workspace as a git diff. Returns {diff}.",
         arguments=GitDiffArguments,
+        output=GitDiffOutput,
     ),
     ToolSpec(
         ide_name="apply_patch",
@@ -128,6 +194,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             "workspace, all or nothing. Hunks are found by their context lines. Returns {files}."
         ),
         arguments=ApplyPatchArguments,
+        output=ApplyPatchOutput,
     ),
     ToolSpec(
         ide_name="list_files",
@@ -137,7 +204,8 @@ TOOLS: tuple[ToolSpec, ...] = (
             "leaving out what .gitignore ignores. Returns {files: [{path, size}], truncated}."
         ),
         arguments=ListFilesArguments,
-        default=False,
+        output=ListFilesOutput,
+        core=False,
     ),
     ToolSpec(
         ide_name="search",
@@ -147,15 +215,35 @@ TOOLS: tuple[ToolSpec, ...] = (
             "out ignored and binary files. Returns {matches: [{path, line, text}], truncated}."
         ),
         arguments=SearchArguments,
-        default=False,
+        output=SearchOutput,
+        core=False,
     ),
 )
 
-DEFAULT_TOOLS: tuple[ToolSpec, ...] = tuple(spec for spec in TOOLS if spec.default)
-TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in DEFAULT_TOOLS)
+TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS)
+CORE_TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS if spec.core)
 BY_IDE_NAME: dict[str, ToolSpec] = {spec.ide_name: spec for spec in TOOLS}
 BY_LLM_NAME: dict[str, ToolSpec] = {spec.llm_name: spec for spec in TOOLS}
-OPENAI_TOOLS: tuple[dict[str, Any], ...] = tuple(spec.openai_tool() for spec in DEFAULT_TOOLS)
+
+
+def offered_tools(declared: Sequence[str] | None) -> tuple[str, ...]:
+    """The tools a session offers the model: the known ones the IDE declared, in registry
+    order (names this server does not know are ignored), or the core tools if it declared none.
+    """
+    if declared is None:
+        return CORE_TOOL_NAMES
+    wanted = set(declared)
+    return tuple(name for name in TOOL_NAMES if name in wanted)
+
+
+@lru_cache(maxsize=64)
+def openai_tools(offered: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """The `tools` list of a model request offering these IDE tools (computed once per set)."""
+    return tuple(BY_IDE_NAME[name].openai_tool() for name in offered)
+
+
+OPENAI_TOOLS: tuple[dict[str, Any], ...] = openai_tools(CORE_TOOL_NAMES)
+"""The model's tool list of a session whose IDE declared no capabilities."""
 
 
 class ToolArgumentsError(AgentServiceError):
@@ -166,14 +254,17 @@ class ToolArgumentsError(AgentServiceError):
         self.message = message
 
 
-def parse_llm_call(llm_name: str, arguments_json: str) -> tuple[ToolSpec, dict[str, Any]]:
-    """Validate a model's tool call and return its spec and checked arguments.
+def parse_llm_call(
+    llm_name: str, arguments_json: str, offered: tuple[str, ...]
+) -> tuple[ToolSpec, dict[str, Any]]:
+    """Validate a model's call of one of the `offered` tools; return its spec and checked
+    arguments. A tool the session does not offer is unknown to the model, whatever the registry.
 
     Raises ToolArgumentsError naming what is wrong and the schema to follow.
     """
     spec = BY_LLM_NAME.get(llm_name)
-    if spec is None:
-        known = ", ".join(BY_LLM_NAME)
+    if spec is None or spec.ide_name not in offered:
+        known = ", ".join(BY_IDE_NAME[name].llm_name for name in offered) or "none"
         raise ToolArgumentsError(f"Unknown tool {llm_name!r}. Available tools: {known}.")
     schema = json.dumps(spec.openai_tool()["function"]["parameters"], sort_keys=True)
     try:

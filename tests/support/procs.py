@@ -48,6 +48,7 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    health_timeout: float = 20.0
 
     def start(self) -> ServiceProcess:
         """Start it and wait until it is healthy."""
@@ -62,7 +63,7 @@ class ServiceProcess:
         )
         if self.health_url:
             try:
-                wait_healthy(self.health_url, proc=self.proc)
+                wait_healthy(self.health_url, self.health_timeout, proc=self.proc)
             except Exception:
                 self.stop()
                 raise RuntimeError(f"{self.args[0]} did not start:\n{self.output()}") from None

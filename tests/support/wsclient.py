@@ -1,6 +1,7 @@
 """A minimal protocol v1 client written from the protocol page alone, for end-to-end tests.
 
 It is deliberately independent of `ide_client`: it checks the contract, not our client.
+Every frame it receives is checked against the published docs/protocol.schema.json.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.protocol_schema import assert_server_frame
 
 Frame = dict[str, Any]
 ToolAnswer = Callable[[Frame], Awaitable[Frame | None]]
@@ -35,9 +38,10 @@ class ProtocolClient:
         await self.connection.send(json.dumps(frame))
 
     async def receive(self, timeout: float = 20.0) -> Frame:
-        """The next frame."""
+        """The next frame, once it is checked against the published schema."""
         text = await asyncio.wait_for(self.connection.recv(), timeout)
         frame: Frame = json.loads(text)
+        assert_server_frame(frame)
         self.received.append(frame)
         return frame
 
@@ -50,11 +54,15 @@ class ProtocolClient:
             if predicate(frame):
                 return frame
 
-    async def hello(self, session_id: str | None = None, last_seq: int = 0) -> Frame:
-        """Open or resume a session; return the `session` reply."""
+    async def hello(
+        self, session_id: str | None = None, last_seq: int = 0, capabilities: Frame | None = None
+    ) -> Frame:
+        """Open or resume a session (declaring `capabilities`, if given); return the reply."""
         frame: Frame = {"type": "hello", "protocol": 1}
         if session_id is not None:
             frame.update(session_id=session_id, last_seq=last_seq)
+        if capabilities is not None:
+            frame["capabilities"] = capabilities
         await self.send(frame)
         reply = await self.receive()
         assert reply["type"] == "session", reply
