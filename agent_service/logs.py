@@ -58,3 +58,39 @@ class _ServiceTag(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         return True
+
+
+class ThrottledLog:
+    """Logs one kind of event at most `burst` times per `window_s`: a flood of unauthenticated
+    requests, or of accepts the process has no descriptor for, must not flood the log.
+
+    The first line after a quiet window says how many were left out (`suppressed`).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        burst: int = 5,
+        window_s: float = 10.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._burst = burst
+        self._window_s = window_s
+        self._clock = clock
+        self._window_start = -window_s
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, message: str, **fields: Any) -> None:
+        """Log `message` with `fields` unless this window's lines are used up."""
+        now = self._clock()
+        if now - self._window_start >= self._window_s:
+            if self._suppressed:
+                fields["suppressed"] = self._suppressed
+            self._window_start, self._logged, self._suppressed = now, 0, 0
+        if self._logged >= self._burst:
+            self._suppressed += 1
+            return
+        self._logged += 1
+        self._logger.warning(message, extra=fields)

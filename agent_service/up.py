@@ -60,6 +60,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         proxy_port=args.proxy_port,
         token=args.token or secrets.token_urlsafe(24),
         internal_token=secrets.token_urlsafe(24),
+        proxy_key=secrets.token_urlsafe(24),
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,

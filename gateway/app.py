@@ -1,5 +1,9 @@
 """The gateway's Sanic app: `/v1/ws` for IDEs (protocol v1) and `/healthz`.
 
+Every request but `GET /healthz` passes the Origin and token checks first,
+whatever its path: a path variant (`/v1/ws/`, a case or an encoding) is either
+the exact route after those checks or a 404, never an unchecked upgrade.
+
 The gateway authenticates, enforces the frame limit, and relays frames
 verbatim between the IDE and the orchestrator. It parses nothing on the
 per-token path and holds no session state: any gateway process can serve any
@@ -9,25 +13,32 @@ reconnecting IDE.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request, Sanic, Websocket, json
+from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse
 from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 from sanic.server.websockets.frame import WebsocketFrameAssembler
 from websockets.frames import Frame
 
+from agent_service.logs import ThrottledLog
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
 from wire import Error, ErrorCode, ErrorSource, encode
 
 log = logging.getLogger(__name__)
+_refusals = ThrottledLog(log)
+_overloads = ThrottledLog(log)
 
 WS_PATH = "/v1/ws"
+HEALTH_PATH = "/healthz"
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
@@ -89,7 +100,7 @@ class _Utf8EnforcingAssembler(WebsocketFrameAssembler):
 
 def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway") -> Sanic:
     """The gateway app, relaying through `link`."""
-    app: Sanic = Sanic(name, configure_logging=False)
+    app: Sanic = Sanic(name, configure_logging=False, strict_slashes=True)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
     # uvloop can drop a SIGTERM that lands during Sanic's startup; asyncio's loop cannot.
     app.config.USE_UVLOOP = False
@@ -99,19 +110,23 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:
-        if request.path != WS_PATH:
+        if request.path == HEALTH_PATH and request.method in ("GET", "HEAD"):
             return None
         if not origin_allowed(request.headers.get("origin"), settings.allowed_origins):
-            log.warning("origin refused", extra={"origin": request.headers.get("origin")})
+            _refusals.warning("origin refused", origin=request.headers.get("origin"))
             return json(_http_error("origin_not_allowed", "this Origin is not allowed"), 403)
         token = presented_token(request.headers)
         if not token_matches(token, settings.token):
-            log.warning("unauthorized upgrade", extra={"remote": request.remote_addr or request.ip})
+            _refusals.warning("unauthorized request", remote=request.remote_addr or request.ip)
             return json(_http_error("unauthorized", "missing or wrong bearer token"), 401)
         request.ctx.principal = principal_of(token or "")
         return None
 
-    @app.get("/healthz")
+    @app.exception(NotFound)
+    async def not_found(request: Request, exception: NotFound) -> HTTPResponse:
+        return json(_http_error("not_found", f"no route {request.path}"), 404)
+
+    @app.get(HEALTH_PATH)
     async def healthz(request: Request) -> HTTPResponse:
         targets = {
             "orchestrator": settings.orchestrator_health_url,
@@ -127,17 +142,26 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     async def ide_socket(request: Request, ws: Websocket) -> None:
         if app.ctx.connections >= settings.max_connections:
             message = f"this gateway serves its limit of {settings.max_connections} connections"
-            await ws.send(_frame_error(ErrorCode.SESSION_LIMIT, message, fatal=True))
-            await ws.close(CLOSE_TRY_AGAIN_LATER, "gateway full")
-            return
-        try:
-            channel = await link.open(request.ctx.principal)
-        except LinkError as exc:
-            await ws.send(_frame_error(exc.code, str(exc), fatal=True))
-            await ws.close(CLOSE_UNAVAILABLE, "orchestrator unavailable")
+            await _refuse(
+                ws, ErrorCode.SESSION_LIMIT, message, CLOSE_TRY_AGAIN_LATER, "gateway full"
+            )
             return
         app.ctx.connections += 1
         try:
+            try:
+                channel = await link.open(request.ctx.principal)
+            except LinkError as exc:
+                if exc.errno in _OUT_OF_DESCRIPTORS:
+                    _overloads.warning("no descriptor for the orchestrator link", reason=str(exc))
+                    message = "this gateway is out of connections now; retry later"
+                    await _refuse(
+                        ws, ErrorCode.SESSION_LIMIT, message, CLOSE_TRY_AGAIN_LATER, "gateway full"
+                    )
+                else:
+                    await _refuse(
+                        ws, exc.code, str(exc), CLOSE_UNAVAILABLE, "orchestrator unavailable"
+                    )
+                return
             await _relay(ws, channel, settings.max_frame_bytes)
         finally:
             app.ctx.connections -= 1
@@ -155,6 +179,12 @@ def serve(app: Sanic, host: str, port: int) -> None:
         motd=False,
         protocol=SubprotocolOptionalProtocol,
     )
+
+
+async def _refuse(ws: Websocket, code: str, message: str, close_code: int, reason: str) -> None:
+    """Tell the IDE why it cannot be served (`fatal`), then close."""
+    await ws.send(_frame_error(code, message, fatal=True))
+    await ws.close(close_code, reason)
 
 
 async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:

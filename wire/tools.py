@@ -125,7 +125,7 @@ def parse_llm_call(llm_name: str, arguments_json: str) -> tuple[ToolSpec, dict[s
     schema = json.dumps(spec.openai_tool()["function"]["parameters"], sort_keys=True)
     try:
         raw = json.loads(arguments_json) if arguments_json.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ToolArgumentsError(
             f"Arguments of {llm_name} are not valid JSON ({exc}). Schema: {schema}"
         ) from None
