@@ -35,6 +35,7 @@ from wire import Error, ErrorCode, ErrorSource, encode
 log = logging.getLogger(__name__)
 _refusals = ThrottledLog(log)
 _overloads = ThrottledLog(log)
+_slow_clients = ThrottledLog(log)
 
 WS_PATH = "/v1/ws"
 HEALTH_PATH = "/healthz"
@@ -47,6 +48,8 @@ CLOSE_INVALID_DATA = 1007
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 DEFAULT_MAX_CONNECTIONS = 2_000
+DEFAULT_CLIENT_SEND_TIMEOUT_S = 30.0
+CLOSE_TOO_SLOW = 4008
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class GatewaySettings:
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    client_send_timeout_s: float = DEFAULT_CLIENT_SEND_TIMEOUT_S
 
 
 class SubprotocolOptionalProtocol(WebSocketProtocol):
@@ -162,7 +166,7 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
                         ws, exc.code, str(exc), CLOSE_UNAVAILABLE, "orchestrator unavailable"
                     )
                 return
-            await _relay(ws, channel, settings.max_frame_bytes)
+            await _relay(ws, channel, settings)
         finally:
             app.ctx.connections -= 1
 
@@ -187,14 +191,19 @@ async def _refuse(ws: Websocket, code: str, message: str, close_code: int, reaso
     await ws.close(close_code, reason)
 
 
-async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
+class ClientTooSlow(Exception):
+    """The IDE read nothing for the send timeout while frames waited for it."""
+
+
+async def _relay(ws: Websocket, channel: SessionChannel, settings: GatewaySettings) -> None:
     """Pump frames both ways until either side stops, then close the other with a fitting code.
 
     The IDE's socket is closed explicitly in every case: when the IDE itself closed,
-    that answers its close frame at once instead of after Sanic's close timeout.
+    that answers its close frame at once instead of after Sanic's close timeout. An IDE
+    that stops reading is failed with 4008 at once: a close handshake could not reach it.
     """
-    from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
-    to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
+    from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, settings.max_frame_bytes))
+    to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel, settings.client_send_timeout_s))
     try:
         await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -203,6 +212,9 @@ async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -
             task.cancel()
         await asyncio.gather(from_ide, to_ide, return_exceptions=True)
         await channel.close()
+    if closing is not None and closing[0] == CLOSE_TOO_SLOW:
+        ws.fail_connection(*closing)
+        return
     await ws.close(*(closing or (CLOSE_NORMAL, "")))
 
 
@@ -219,6 +231,9 @@ def _close_for(
             return CLOSE_UNAVAILABLE, "gateway error"
         return None
     if to_ide.done() and not to_ide.cancelled():
+        if isinstance(to_ide.exception(), ClientTooSlow):
+            _slow_clients.warning("client read nothing for the send timeout, disconnecting")
+            return CLOSE_TOO_SLOW, "client too slow; resume to continue"
         code = channel.close_code or CLOSE_UNAVAILABLE
         reason = channel.close_reason or "orchestrator closed the session link"
         return (CLOSE_UNAVAILABLE if code == CLOSE_ABNORMAL else code), reason
@@ -240,9 +255,15 @@ async def _ide_to_orchestrator(
         await channel.send(message)
 
 
-async def _orchestrator_to_ide(ws: Websocket, channel: SessionChannel) -> None:
+async def _orchestrator_to_ide(
+    ws: Websocket, channel: SessionChannel, send_timeout_s: float
+) -> None:
     async for text in channel.frames():
-        await ws.send(text)
+        try:
+            async with asyncio.timeout(send_timeout_s):
+                await ws.send(text)
+        except TimeoutError:
+            raise ClientTooSlow from None
 
 
 def _frame_error(code: str, message: str, fatal: bool = False) -> str:

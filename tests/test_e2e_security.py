@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from agent_service.stack import ServiceStack
+from llm_proxy.chunks import ChunkBuilder
 from tests.support.fake_upstream import DONE, Chunk, FakeUpstream
 from tests.support.procs import ROOT, free_port, wait_healthy
 from tests.support.stack import started_stack
@@ -317,3 +318,48 @@ async def test_a_turn_through_up_reaches_the_keyed_proxy(up: UpProcess) -> None:
     )
     await client.close()
     assert first["type"] != "error", first
+
+
+async def test_a_client_that_stops_reading_is_closed_with_4008_and_can_resume(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    chunks = ChunkBuilder("chatcmpl-slow", 0, "fake-model")
+    piece = "x" * 512 * 1024
+    upstream.reset(
+        lambda request: [
+            Chunk(chunks.role()),
+            *(Chunk(chunks.text(piece)) for _ in range(30)),
+            Chunk(chunks.finish("stop")),
+            DONE,
+        ]
+    )
+    with started_stack(
+        tmp_path,
+        llm_base_url=upstream.base_url,
+        model="fake-model",
+        extra_args={
+            "gateway": ["--client-send-timeout", "1.5"],
+            "orchestrator": ["--max-resume-chars", str(64 * 1024 * 1024)],
+        },
+    ) as started:
+        config = started.config
+        headers = {"Authorization": f"Bearer {config.token}"}
+        # max_queue=1: the client's socket stops being read once one frame waits in it
+        ws = await connect(
+            config.gateway_url, additional_headers=headers, max_queue=1, max_size=None
+        )
+        await ws.send(json.dumps({"type": "hello", "protocol": 1}))
+        session = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "user_message", "content": "a long answer"}))
+        await asyncio.sleep(5)
+        last_seq = 0
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                last_seq = frame.get("seq", last_seq)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+        client = await ProtocolClient.connect(config.gateway_url, config.token)
+        resumed = await client.hello(session["session_id"], last_seq)
+        assert resumed["resumed"] is True
+        await client.receive_until(lambda frame: frame.get("state") == "done", timeout=60)
+        await client.close()
