@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -94,3 +95,22 @@ class ThrottledLog:
             return
         self._logged += 1
         self._logger.warning(message, extra=fields)
+
+
+_accept_failures = ThrottledLog(logging.getLogger("asyncio.accept"))
+
+
+def throttle_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Out of file descriptors, asyncio logs an error with a traceback for every accept it
+    retries (hundreds a second under a burst); log that at most `ThrottledLog`'s rate."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            _accept_failures.warning(
+                "out of file descriptors: new connections wait",
+                reason=str(context.get("exception")),
+            )
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)

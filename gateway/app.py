@@ -26,7 +26,7 @@ from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 from sanic.server.websockets.frame import WebsocketFrameAssembler
 from websockets.frames import Frame
 
-from agent_service.logs import ThrottledLog
+from agent_service.logs import ThrottledLog, throttle_accept_errors
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
@@ -111,6 +111,10 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.config.WEBSOCKET_PING_INTERVAL = 20
     app.config.WEBSOCKET_PING_TIMEOUT = 20
     app.ctx.connections = 0
+
+    @app.before_server_start
+    async def quiet_accept_failures(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+        throttle_accept_errors(loop)
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:

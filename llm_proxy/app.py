@@ -10,6 +10,7 @@ upstream request on the spot.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,7 +23,7 @@ from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from agent_service.logs import ThrottledLog
+from agent_service.logs import ThrottledLog, throttle_accept_errors
 from llm_proxy.backend import Backend
 from llm_proxy.chat_request import parse_chat_request
 from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
@@ -76,6 +77,10 @@ def create_app(
     app.add_route(endpoints.get_model, "/v1/models/<model_id:path>", methods=["GET"])
     app.add_route(endpoints.healthz, HEALTH_PATH, methods=["GET"])
     app.error_handler.add(Exception, endpoints.error_response)
+
+    @app.before_server_start
+    async def quiet_accept_failures(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+        throttle_accept_errors(loop)
 
     @app.on_request
     async def refuse_cross_site_and_keyless(request: Request) -> None:

@@ -24,6 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from agent_service.logs import throttle_accept_errors
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.link import LinkConnection
 from orchestrator.sessions import SessionRegistry
@@ -55,6 +56,7 @@ class OrchestratorServer:
 
     async def start(self) -> None:
         """Listen; returns once the socket is bound."""
+        throttle_accept_errors(asyncio.get_running_loop())
         self._server = await serve(
             self._handle,
             self.settings.host,

@@ -5,9 +5,11 @@ llm-proxy that `agent-service up` starts."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from agent_service.stack import ServiceStack
 from llm_proxy.chunks import ChunkBuilder
@@ -362,4 +364,48 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_can_resume(
         resumed = await client.hello(session["session_id"], last_seq)
         assert resumed["resumed"] is True
         await client.receive_until(lambda frame: frame.get("state") == "done", timeout=60)
+        await client.close()
+
+
+async def test_out_of_descriptors_the_gateway_says_retry_later_and_logs_little(
+    tmp_path: Path,
+) -> None:
+    with started_stack(tmp_path) as started:
+        config = started.config
+        gateway = next(proc for name, proc in started._children if name == "gateway")
+        open_now = len(os.listdir(f"/proc/{gateway.pid}/fd"))
+        _, hard = resource.prlimit(gateway.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(gateway.pid, resource.RLIMIT_NOFILE, (open_now + 40, hard))
+        before = len(gateway_log(started))
+        headers = {"Authorization": f"Bearer {config.token}"}
+        outcomes: list[str] = []
+
+        async def attempt() -> None:
+            try:
+                ws = await connect(config.gateway_url, additional_headers=headers, open_timeout=20)
+            except (OSError, TimeoutError, InvalidHandshake):
+                outcomes.append("not accepted")
+                return
+            try:
+                await ws.send(json.dumps({"type": "hello", "protocol": 1}))
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                outcomes.append(str(frame.get("code") or frame["type"]))
+                await asyncio.sleep(1.0)
+            except ConnectionClosed as closed:
+                outcomes.append(f"closed {closed.rcvd.code if closed.rcvd else None}")
+            finally:
+                await ws.close()
+
+        await asyncio.gather(*(attempt() for _ in range(150)))
+        await asyncio.sleep(2.0)
+        lines = gateway_log(started)[before:]
+        written = len(lines)
+        resource.prlimit(gateway.pid, resource.RLIMIT_NOFILE, (hard, hard))
+        seen = collections.Counter(outcomes)
+        assert "orchestrator_unavailable" not in seen, seen
+        assert seen["session_limit"] and seen["session"], seen
+        top = collections.Counter(entry["msg"][:80] for entry in lines).most_common(3)
+        assert written <= 20, f"{written} log lines: {top}"
+        client = await ProtocolClient.connect(config.gateway_url, config.token)
+        await client.hello()
         await client.close()
