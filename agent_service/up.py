@@ -1,5 +1,8 @@
 """Run gateway, orchestrator and llm-proxy together on this machine, each as its own process.
 
+The llm-proxy requires a key, AGENT_PROXY_KEY when set (to call the proxy yourself),
+else one generated here; the orchestrator gets it in its environment, never printed.
+
 Without --llm-base-url the proxy serves the built-in offline demo model. With
 --replay DB --replay-session ID it serves that recorded session's model
 responses instead, for a live re-run with `agent-service ide --replay ID`.
@@ -27,6 +30,7 @@ from agent_service.options import (
     add_port,
     add_replay_source,
     add_token,
+    env,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
 from agent_service.transcript_flags import add_recording_flags, open_recorder
@@ -60,7 +64,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         proxy_port=args.proxy_port,
         token=args.token or secrets.token_urlsafe(24),
         internal_token=secrets.token_urlsafe(24),
-        proxy_key=secrets.token_urlsafe(24),
+        proxy_key=env("AGENT_PROXY_KEY") or secrets.token_urlsafe(24),
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,
