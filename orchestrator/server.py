@@ -4,7 +4,10 @@
 protocol v1 frames, relayed verbatim both ways. The gateway authenticates the
 IDE and sends `X-Agent-Principal` (a digest of the IDE's token) so a session
 can only be resumed by the token that opened it; the link itself is protected
-by `Authorization: Bearer <internal token>` when one is configured.
+by `Authorization: Bearer <internal token>` when one is configured. A request
+with an `Origin` header comes from a browser page, never from the gateway: it
+is refused (403) on every path but `/healthz`, so a page cannot open the link
+even where no internal token is set.
 `GET /healthz` answers 200 while the process serves, 503 `degraded` while the
 transcript store cannot write.
 """
@@ -98,6 +101,8 @@ class OrchestratorServer:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             return self._health()
+        if request.headers.get("Origin") is not None:
+            return connection.respond(HTTPStatus.FORBIDDEN, "browsers may not open the link\n")
         if path != LINK_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         expected = self.settings.internal_token

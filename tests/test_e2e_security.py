@@ -409,3 +409,16 @@ async def test_out_of_descriptors_the_gateway_says_retry_later_and_logs_little(
         client = await ProtocolClient.connect(config.gateway_url, config.token)
         await client.hello()
         await client.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/link", "/v1/link?a=1", "/v1/link/", "//v1/link", "/V1/LINK"])
+def test_the_orchestrator_link_needs_the_internal_token_on_every_path(
+    stack: ServiceStack, path: str
+) -> None:
+    port = stack.config.orchestrator_port
+    assert http_status(port, upgrade(path))[0] in (401, 404)
+    token = f"Authorization: Bearer {stack.config.internal_token}"
+    browser = upgrade(path, token, "Origin: https://evil.example")
+    assert http_status(port, browser)[0] == 403
+    expected = 101 if path.startswith("/v1/link") and not path.startswith("/v1/link/") else 404
+    assert http_status(port, upgrade(path, token))[0] == expected
