@@ -34,6 +34,7 @@ from agent_service.options import (
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
 from agent_service.transcript_flags import add_recording_flags, open_recorder
+from transcripts import TranscriptError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +112,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stack = ServiceStack(config)
     if args.in_process:
+        try:
+            recorder = open_recorder(args)
+        except TranscriptError as exc:
+            print(f"agent-service up: {exc.message}", file=sys.stderr)
+            return 2
         _announce(config, args)
-        return run_combined(config, stack, open_recorder(args))
+        return run_combined(config, stack, recorder)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

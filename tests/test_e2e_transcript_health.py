@@ -145,3 +145,25 @@ def test_an_unusable_transcripts_path_is_one_line_and_exit_2(tmp_path: Path, kin
     assert done.returncode == 2, done.stderr
     assert len(errors) == 1 and errors[0].startswith("orchestrator: "), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_in_process_with_an_unusable_transcripts_path_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_service",
+            "up",
+            "--in-process",
+            f"--gateway-port={free_port()}",
+            f"--transcripts={tmp_path / 'no' / 't.db'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "agent-service up: cannot open" in done.stderr
