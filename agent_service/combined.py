@@ -51,6 +51,8 @@ def _orchestrator_flags(config: StackConfig) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     configure_orchestrator(parser)
     argv = ["--llm-base-url", f"http://{config.host}:{config.proxy_port}/v1"]
+    if config.proxy_key:
+        argv += ["--llm-api-key", config.proxy_key]
     if config.model:
         argv += ["--model", config.model]
     return parser.parse_args(argv)

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         proxy_port=_port_or_free(DEFAULT_PROXY_PORT),
         token=secrets.token_urlsafe(24),
         internal_token=secrets.token_urlsafe(24),
+        proxy_key=secrets.token_urlsafe(24),
     )
     log_path = workspace.parent / f"{workspace.name}-services.log"
     _say(f"Starting gateway, orchestrator and llm-proxy (offline demo model); logs: {log_path}")

@@ -17,7 +17,11 @@ from wire import AgentServiceError
 
 @dataclass(frozen=True, slots=True)
 class StackConfig:
-    """Ports, secrets and the model endpoint of one stack."""
+    """Ports, secrets and the model endpoint of one stack.
+
+    `proxy_key` is the key the llm-proxy requires and the orchestrator presents;
+    it goes to those two children in their environment, never on a command line.
+    """
 
     host: str
     gateway_port: int
@@ -28,6 +32,7 @@ class StackConfig:
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     model: str | None = None
+    proxy_key: str | None = None
     extra_args: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -118,8 +123,7 @@ class ServiceStack:
             "AGENT_TOKEN": self.config.token,
             "AGENT_INTERNAL_TOKEN": self.config.internal_token,
         }
-        if self.config.llm_api_key:
-            env["AGENT_LLM_API_KEY"] = self.config.llm_api_key
+        env.update(self._secrets_for(name))
         process = subprocess.Popen(
             [sys.executable, "-m", "agent_service", name, *args],
             env=env,
@@ -128,6 +132,17 @@ class ServiceStack:
             start_new_session=True,
         )
         self._children.append((name, process))
+
+    def _secrets_for(self, name: str) -> dict[str, str]:
+        """The model-side keys one service gets: the proxy the upstream's key and its own,
+        the orchestrator only the proxy's."""
+        c = self.config
+        if name == "llm-proxy":
+            keys = {"AGENT_PROXY_KEY": c.proxy_key} if c.proxy_key else {}
+            return keys | ({"AGENT_LLM_API_KEY": c.llm_api_key} if c.llm_api_key else {})
+        if name == "orchestrator" and c.proxy_key:
+            return {"AGENT_LLM_API_KEY": c.proxy_key}
+        return {}
 
     def _wait_healthy(
         self,

@@ -1,5 +1,8 @@
 """Run gateway, orchestrator and llm-proxy together on this machine, each as its own process.
 
+The llm-proxy requires a key, AGENT_PROXY_KEY when set (to call the proxy yourself),
+else one generated here; the orchestrator gets it in its environment, never printed.
+
 Without --llm-base-url the proxy serves the built-in offline demo model. With
 --replay DB --replay-session ID it serves that recorded session's model
 responses instead, for a live re-run with `agent-service ide --replay ID`.
@@ -30,9 +33,11 @@ from agent_service.options import (
     add_port,
     add_replay_source,
     add_token,
+    env,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
 from agent_service.transcript_flags import add_recording_flags, open_recorder
+from transcripts import TranscriptError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +72,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         proxy_port=args.proxy_port,
         token=args.token or secrets.token_urlsafe(24),
         internal_token=secrets.token_urlsafe(24),
+        proxy_key=env("AGENT_PROXY_KEY") or secrets.token_urlsafe(24),
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,
@@ -88,9 +94,11 @@ def first_model(base_url: str, api_key: str | None) -> str:
 
 def upstream_problems(config: StackConfig) -> list[str]:
     """What the proxy's readiness probe says is wrong with the LLM endpoint (empty: nothing)."""
-    url = f"http://{config.host}:{config.proxy_port}/readyz"
+    request = urllib.request.Request(f"http://{config.host}:{config.proxy_port}/readyz")
+    if config.proxy_key:
+        request.add_header("Authorization", f"Bearer {config.proxy_key}")
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as unready:
         body = json.loads(unready.read())
@@ -126,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stack = ServiceStack(config)
     if args.in_process:
+        try:
+            recorder = open_recorder(args)
+        except TranscriptError as exc:
+            print(f"agent-service up: {exc.message}", file=sys.stderr)
+            return 2
         _announce(config, args)
-        return run_combined(config, stack, open_recorder(args))
+        return run_combined(config, stack, recorder)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

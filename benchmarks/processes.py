@@ -140,6 +140,7 @@ class ProductStack:
         self.in_process = in_process
         self.label = "in-process" if in_process else "pipeline"
         self.token = secrets.token_urlsafe(18)
+        self.proxy_key = secrets.token_urlsafe(18)
         self.gateway_port = free_port()
         self.proxy_port = free_port()
         self._log_path = log_dir / f"{self.label}.log"
@@ -169,7 +170,10 @@ class ProductStack:
             f"agent-service up ({self.label})",
             self._args,
             self._log_path,
-            {"AGENT_MAX_SESSIONS_PER_TOKEN": str(SESSIONS_PER_TOKEN)},
+            {
+                "AGENT_MAX_SESSIONS_PER_TOKEN": str(SESSIONS_PER_TOKEN),
+                "AGENT_PROXY_KEY": self.proxy_key,
+            },
         )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:

@@ -44,7 +44,7 @@ class OpenAiRoute:
 
     async def open_session(self) -> BenchSession:
         """A keep-alive connection to the endpoint."""
-        return await SseSession.open(self._base_url)
+        return await SseSession.open(self._base_url, self._stack.proxy_key if self._stack else None)
 
     def services(self) -> dict[str, int]:
         """The stack's llm-proxy, when the endpoint is one."""

@@ -56,14 +56,19 @@ class SseSession:
         self._writer = writer
         self._host = host.encode()
         self._path = path.encode()
+        self._auth = b""
 
     @classmethod
-    async def open(cls, base_url: str) -> SseSession:
-        """Connect to the endpoint at `base_url` (e.g. http://127.0.0.1:9000/v1)."""
+    async def open(cls, base_url: str, key: str | None = None) -> SseSession:
+        """Connect to the endpoint at `base_url` (e.g. http://127.0.0.1:9000/v1), presenting
+        `key` as a bearer token when given."""
         url = urlsplit(base_url)
         host, port = url.hostname or "127.0.0.1", url.port or 80
         reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
-        return cls(reader, writer, f"{host}:{port}", f"{url.path.rstrip('/')}/chat/completions")
+        session = cls(reader, writer, f"{host}:{port}", f"{url.path.rstrip('/')}/chat/completions")
+        if key:
+            session._auth = b"authorization: Bearer %s\r\n" % key.encode()
+        return session
 
     async def turn(self, directive: Directive) -> Turn:
         """Stream the answer; after a tool call, send its result at once and stream the rest."""
@@ -89,8 +94,8 @@ class SseSession:
             }
         ).encode()
         self._writer.write(
-            b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%s" % (self._path, self._host, len(body), body)
+            b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
+            b"content-length: %d\r\n\r\n%s" % (self._path, self._host, self._auth, len(body), body)
         )
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = head.split(b" ", 2)[1]

@@ -1,5 +1,9 @@
 """The gateway's Sanic app: `/v1/ws` for IDEs (protocol v1) and `/healthz`.
 
+Every request but `GET /healthz` passes the Origin and token checks first,
+whatever its path: a path variant (`/v1/ws/`, a case or an encoding) is either
+the exact route after those checks or a 404, never an unchecked upgrade.
+
 The gateway authenticates, enforces the frame limit, and relays frames
 verbatim between the IDE and the orchestrator. It parses nothing on the
 per-token path and holds no session state: any gateway process can serve any
@@ -9,6 +13,7 @@ reconnecting IDE.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import signal
@@ -17,19 +22,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request, Sanic, Websocket, json
+from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse
 from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 from sanic.server.websockets.frame import WebsocketFrameAssembler
 from websockets.frames import Frame
 
+from agent_service.logs import ThrottledLog, throttle_accept_errors
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
 from wire import Error, ErrorCode, ErrorSource, encode
 
 log = logging.getLogger(__name__)
+_refusals = ThrottledLog(log)
+_overloads = ThrottledLog(log)
+_slow_clients = ThrottledLog(log)
 
 WS_PATH = "/v1/ws"
+HEALTH_PATH = "/healthz"
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
@@ -38,6 +50,8 @@ CLOSE_INVALID_DATA = 1007
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 DEFAULT_MAX_CONNECTIONS = 2_000
+DEFAULT_CLIENT_SEND_TIMEOUT_S = 30.0
+CLOSE_TOO_SLOW = 4008
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,7 @@ class GatewaySettings:
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    client_send_timeout_s: float = DEFAULT_CLIENT_SEND_TIMEOUT_S
 
 
 class SubprotocolOptionalProtocol(WebSocketProtocol):
@@ -91,7 +106,7 @@ class _Utf8EnforcingAssembler(WebsocketFrameAssembler):
 
 def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway") -> Sanic:
     """The gateway app, relaying through `link`."""
-    app: Sanic = Sanic(name, configure_logging=False)
+    app: Sanic = Sanic(name, configure_logging=False, strict_slashes=True)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
     # uvloop can drop a SIGTERM that lands during Sanic's startup; asyncio's loop cannot.
     app.config.USE_UVLOOP = False
@@ -100,21 +115,29 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.ctx.connections = 0
     app.before_server_start(_stop_on_hangup)
 
+    @app.before_server_start
+    async def quiet_accept_failures(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+        throttle_accept_errors(loop)
+
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:
-        if request.path != WS_PATH:
+        if request.path == HEALTH_PATH and request.method in ("GET", "HEAD"):
             return None
         if not origin_allowed(request.headers.get("origin"), settings.allowed_origins):
-            log.warning("origin refused", extra={"origin": request.headers.get("origin")})
+            _refusals.warning("origin refused", origin=request.headers.get("origin"))
             return json(_http_error("origin_not_allowed", "this Origin is not allowed"), 403)
         token = presented_token(request.headers)
         if not token_matches(token, settings.token):
-            log.warning("unauthorized upgrade", extra={"remote": request.remote_addr or request.ip})
+            _refusals.warning("unauthorized request", remote=request.remote_addr or request.ip)
             return json(_http_error("unauthorized", "missing or wrong bearer token"), 401)
         request.ctx.principal = principal_of(token or "")
         return None
 
-    @app.get("/healthz")
+    @app.exception(NotFound)
+    async def not_found(request: Request, exception: NotFound) -> HTTPResponse:
+        return json(_http_error("not_found", f"no route {request.path}"), 404)
+
+    @app.get(HEALTH_PATH)
     async def healthz(request: Request) -> HTTPResponse:
         targets = {
             "orchestrator": settings.orchestrator_health_url,
@@ -130,18 +153,27 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     async def ide_socket(request: Request, ws: Websocket) -> None:
         if app.ctx.connections >= settings.max_connections:
             message = f"this gateway serves its limit of {settings.max_connections} connections"
-            await ws.send(_frame_error(ErrorCode.SESSION_LIMIT, message, fatal=True))
-            await ws.close(CLOSE_TRY_AGAIN_LATER, "gateway full")
-            return
-        try:
-            channel = await link.open(request.ctx.principal)
-        except LinkError as exc:
-            await ws.send(_frame_error(exc.code, str(exc), fatal=True))
-            await ws.close(CLOSE_UNAVAILABLE, "orchestrator unavailable")
+            await _refuse(
+                ws, ErrorCode.SESSION_LIMIT, message, CLOSE_TRY_AGAIN_LATER, "gateway full"
+            )
             return
         app.ctx.connections += 1
         try:
-            await _relay(ws, channel, settings.max_frame_bytes)
+            try:
+                channel = await link.open(request.ctx.principal)
+            except LinkError as exc:
+                if exc.errno in _OUT_OF_DESCRIPTORS:
+                    _overloads.warning("no descriptor for the orchestrator link", reason=str(exc))
+                    message = "this gateway is out of connections now; retry later"
+                    await _refuse(
+                        ws, ErrorCode.SESSION_LIMIT, message, CLOSE_TRY_AGAIN_LATER, "gateway full"
+                    )
+                else:
+                    await _refuse(
+                        ws, exc.code, str(exc), CLOSE_UNAVAILABLE, "orchestrator unavailable"
+                    )
+                return
+            await _relay(ws, channel, settings)
         finally:
             app.ctx.connections -= 1
 
@@ -167,14 +199,25 @@ def serve(app: Sanic, host: str, port: int) -> None:
     )
 
 
-async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -> None:
+async def _refuse(ws: Websocket, code: str, message: str, close_code: int, reason: str) -> None:
+    """Tell the IDE why it cannot be served (`fatal`), then close."""
+    await ws.send(_frame_error(code, message, fatal=True))
+    await ws.close(close_code, reason)
+
+
+class ClientTooSlow(Exception):
+    """The IDE read nothing for the send timeout while frames waited for it."""
+
+
+async def _relay(ws: Websocket, channel: SessionChannel, settings: GatewaySettings) -> None:
     """Pump frames both ways until either side stops, then close the other with a fitting code.
 
     The IDE's socket is closed explicitly in every case: when the IDE itself closed,
-    that answers its close frame at once instead of after Sanic's close timeout.
+    that answers its close frame at once instead of after Sanic's close timeout. An IDE
+    that stops reading is failed with 4008 at once: a close handshake could not reach it.
     """
-    from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, max_frame_bytes))
-    to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel))
+    from_ide = asyncio.create_task(_ide_to_orchestrator(ws, channel, settings.max_frame_bytes))
+    to_ide = asyncio.create_task(_orchestrator_to_ide(ws, channel, settings.client_send_timeout_s))
     try:
         await asyncio.wait({from_ide, to_ide}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -183,6 +226,9 @@ async def _relay(ws: Websocket, channel: SessionChannel, max_frame_bytes: int) -
             task.cancel()
         await asyncio.gather(from_ide, to_ide, return_exceptions=True)
         await channel.close()
+    if closing is not None and closing[0] == CLOSE_TOO_SLOW:
+        ws.fail_connection(*closing)
+        return
     await ws.close(*(closing or (CLOSE_NORMAL, "")))
 
 
@@ -199,6 +245,9 @@ def _close_for(
             return CLOSE_UNAVAILABLE, "gateway error"
         return None
     if to_ide.done() and not to_ide.cancelled():
+        if isinstance(to_ide.exception(), ClientTooSlow):
+            _slow_clients.warning("client read nothing for the send timeout, disconnecting")
+            return CLOSE_TOO_SLOW, "client too slow; resume to continue"
         code = channel.close_code or CLOSE_UNAVAILABLE
         reason = channel.close_reason or "orchestrator closed the session link"
         return (CLOSE_UNAVAILABLE if code == CLOSE_ABNORMAL else code), reason
@@ -220,9 +269,15 @@ async def _ide_to_orchestrator(
         await channel.send(message)
 
 
-async def _orchestrator_to_ide(ws: Websocket, channel: SessionChannel) -> None:
+async def _orchestrator_to_ide(
+    ws: Websocket, channel: SessionChannel, send_timeout_s: float
+) -> None:
     async for text in channel.frames():
-        await ws.send(text)
+        try:
+            async with asyncio.timeout(send_timeout_s):
+                await ws.send(text)
+        except TimeoutError:
+            raise ClientTooSlow from None
 
 
 def _frame_error(code: str, message: str, fatal: bool = False) -> str:

@@ -20,6 +20,7 @@ from agent_service.options import (
     env,
 )
 from gateway.app import (
+    DEFAULT_CLIENT_SEND_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     GatewaySettings,
@@ -61,6 +62,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_number(parser, "max-frame-bytes", DEFAULT_MAX_FRAME_BYTES, "largest client frame accepted")
     add_number(
         parser,
+        "client-send-timeout",
+        DEFAULT_CLIENT_SEND_TIMEOUT_S,
+        "seconds an IDE may read nothing while frames wait for it; then it is closed with "
+        "4008 and may resume",
+    )
+    add_number(
+        parser,
         "max-connections",
         DEFAULT_MAX_CONNECTIONS,
         "IDE connections this gateway serves at once",
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_origins=frozenset(args.allowed_origin),
         max_frame_bytes=args.max_frame_bytes,
         max_connections=args.max_connections,
+        client_send_timeout_s=args.client_send_timeout,
     )
     app = build_app(settings, WebSocketLink(args.orchestrator_url, args.internal_token))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})

@@ -24,6 +24,10 @@ class LinkError(AgentServiceError):
 
     code = ErrorCode.ORCHESTRATOR_UNAVAILABLE
 
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
 
 class SessionChannel(Protocol):
     """Frames of one IDE connection, to and from the orchestrator."""
@@ -112,5 +116,7 @@ class WebSocketLink:
                 f"the orchestrator refused the link ({exc.response.status_code})"
             ) from None
         except (OSError, TimeoutError) as exc:
-            raise LinkError(f"the orchestrator is unreachable: {exc}") from None
+            raise LinkError(
+                f"the orchestrator is unreachable: {exc}", getattr(exc, "errno", None)
+            ) from None
         return WebSocketChannel(connection)

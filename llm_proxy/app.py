@@ -25,10 +25,24 @@ from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from agent_service.logs import ThrottledLog, throttle_accept_errors
 from llm_proxy.backend import Backend
 from llm_proxy.chat_request import parse_chat_request
 from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
-from llm_proxy.errors import ApiError, InvalidRequest, ModelNotFound, UnknownUrl, UpstreamError
+from llm_proxy.cross_site import (
+    CrossSitePolicy,
+    HostNotAllowed,
+    OriginNotAllowed,
+    UnsupportedContentType,
+)
+from llm_proxy.errors import (
+    ApiError,
+    InvalidProxyKey,
+    InvalidRequest,
+    ModelNotFound,
+    UnknownUrl,
+    UpstreamError,
+)
 from llm_proxy.failover import RetryPolicy, first_success, open_stream
 from llm_proxy.keys import ProxyKeys
 from llm_proxy.routes import WILDCARD, Routes, build_backends
@@ -36,16 +50,23 @@ from llm_proxy.settings import ProxySettings
 from llm_proxy.upstream import UpstreamBackend
 
 logger = logging.getLogger(__name__)
+_refusals = ThrottledLog(logger)
+REFUSALS = (InvalidProxyKey, HostNotAllowed, OriginNotAllowed, UnsupportedContentType)
 
 APP_NAME = "llm-proxy"
+HEALTH_PATH = "/healthz"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # The proxy's own timeouts bound every request; Sanic's must never cut one first.
 _SANIC_RESPONSE_TIMEOUT = 24 * 3600
 _GRACEFUL_SHUTDOWN_SECONDS = 3.0
 
 
-def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sanic[Any, Any]:
-    """The Sanic app serving `routes`, ready for `app.run(single_process=True)`."""
+def create_app(
+    routes: Routes, keys: ProxyKeys, settings: ProxySettings, cross_site: CrossSitePolicy
+) -> Sanic[Any, Any]:
+    """The Sanic app serving `routes`, ready for `app.run(single_process=True)`.
+
+    Every request, whatever its path, passes `cross_site` before routing."""
     app: Sanic[Any, Any] = Sanic(APP_NAME, configure_logging=False)
     app.config.RESPONSE_TIMEOUT = _SANIC_RESPONSE_TIMEOUT
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = _GRACEFUL_SHUTDOWN_SECONDS
@@ -53,13 +74,24 @@ def create_app(routes: Routes, keys: ProxyKeys, settings: ProxySettings) -> Sani
     # SIGTERM sent just after /healthz first answers could be lost; asyncio's loop keeps it.
     # Measured here, the relay costs the same per chunk on both.
     app.config.USE_UVLOOP = False
-    endpoints = _Endpoints(build_backends(routes, settings), keys, settings)
+    endpoints = _Endpoints(build_backends(routes, settings), settings)
     app.add_route(endpoints.chat_completions, "/v1/chat/completions", methods=["POST"])
     app.add_route(endpoints.list_models, "/v1/models", methods=["GET"])
     app.add_route(endpoints.get_model, "/v1/models/<model_id:path>", methods=["GET"])
-    app.add_route(endpoints.healthz, "/healthz", methods=["GET"])
+    app.add_route(endpoints.healthz, HEALTH_PATH, methods=["GET"])
     app.add_route(endpoints.readyz, "/readyz", methods=["GET"])
     app.error_handler.add(Exception, endpoints.error_response)
+
+    @app.before_server_start
+    async def quiet_accept_failures(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+        throttle_accept_errors(loop)
+
+    @app.on_request
+    async def refuse_cross_site_and_keyless(request: Request) -> None:
+        cross_site.check(request.method, request.headers)
+        if request.path != HEALTH_PATH:
+            keys.check(request.headers.get("authorization"))
+
     app.after_server_stop(endpoints.close)
     app.before_server_start(_stop_on_hangup)
     app.after_server_start(endpoints.report_readiness)
@@ -74,21 +106,18 @@ async def _stop_on_hangup(app: Sanic[Any, Any]) -> None:
 
 
 class _Endpoints:
-    """The request handlers, sharing the backends, keys and retry policy."""
+    """The request handlers, sharing the backends and the retry policy."""
 
     def __init__(
         self,
         backends: dict[str, tuple[Backend, ...]],
-        keys: ProxyKeys,
         settings: ProxySettings,
     ) -> None:
         self._backends = backends
-        self._keys = keys
         self._policy = RetryPolicy(settings.max_retries)
 
     async def chat_completions(self, request: Request) -> HTTPResponse | None:
         """POST /v1/chat/completions."""
-        self._keys.check(request.headers.get("authorization"))
         body = parse_chat_request(request.body)
         backends = self._route(body["model"])
         if body.get("stream"):
@@ -104,7 +133,6 @@ class _Endpoints:
     async def list_models(self, request: Request) -> HTTPResponse:
         """GET /v1/models: every model name a route is configured for; behind a wildcard
         route, also the names its upstreams list."""
-        self._keys.check(request.headers.get("authorization"))
         names = [name for name in self._backends if name != WILDCARD]
         for backend in self._backends.get(WILDCARD, ()):
             if isinstance(backend, UpstreamBackend):
@@ -113,7 +141,6 @@ class _Endpoints:
 
     async def get_model(self, request: Request, model_id: str) -> HTTPResponse:
         """GET /v1/models/{id}."""
-        self._keys.check(request.headers.get("authorization"))
         self._route(model_id)
         return json_response(_model_entry(model_id))
 
@@ -147,6 +174,11 @@ class _Endpoints:
     def error_response(self, request: Request, exception: Exception) -> HTTPResponse:
         """Every failure before a response started, in OpenAI's error shape."""
         error = _as_api_error(request, exception)
+        if isinstance(error, REFUSALS):
+            _refusals.warning(
+                "request refused", path=request.path[:200], status=error.status, code=error.code
+            )
+            return json_response(error.body(), status=error.status)
         logger.log(
             logging.WARNING if isinstance(error, UpstreamError) else logging.INFO,
             "request answered with an error",

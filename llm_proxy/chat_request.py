@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_proxy.errors import InvalidRequest
+from llm_proxy.errors import InvalidJson, InvalidRequest
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -18,6 +18,8 @@ def parse_chat_request(body: bytes) -> dict[str, Any]:
     """The request as a dict with a model, messages and a boolean `stream`."""
     try:
         request = json.loads(body)
+    except RecursionError:
+        raise InvalidJson("The JSON body of your request is nested too deeply.") from None
     except ValueError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request ({exc}).") from None
     if not isinstance(request, dict):

@@ -30,6 +30,7 @@ from agent_service.options import (
     env_int,
 )
 from llm_proxy.app import create_app
+from llm_proxy.cross_site import CrossSitePolicy
 from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
 from llm_proxy.listener import listening_socket
@@ -69,6 +70,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=env("AGENT_PROXY_KEY_FILE"),
         metavar="FILE",
         help="file of accepted proxy keys, one a line, # for comments (env AGENT_PROXY_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=_listed(env("AGENT_PROXY_ALLOWED_HOSTS")),
+        metavar="NAME",
+        help="a host name callers reach the proxy by, besides IP addresses and localhost; "
+        "repeatable (env AGENT_PROXY_ALLOWED_HOSTS, comma-separated). Any other Host header "
+        "is refused: it is how DNS rebinding would reach the proxy",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=_listed(env("AGENT_PROXY_ALLOWED_ORIGINS")),
+        metavar="ORIGIN",
+        help="a browser Origin allowed to call the proxy; repeatable "
+        "(env AGENT_PROXY_ALLOWED_ORIGINS, comma-separated; default: none, so web pages are "
+        "refused)",
     )
     parser.add_argument(
         "--routes",
@@ -143,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         failure = from_os_error(exc)
         failure.what = f"cannot listen on {args.host}:{args.proxy_port}: {failure.what}"
         return report("llm-proxy", failure)
-    app = create_app(routes, keys, settings)
+    cross_site = CrossSitePolicy([*args.allowed_host, args.host], args.allowed_origin)
+    app = create_app(routes, keys, settings, cross_site)
     logger.info(
         "llm-proxy starting",
         extra={
@@ -182,6 +202,10 @@ def _keys(args: argparse.Namespace) -> list[str]:
     if args.proxy_key_file is not None:
         keys.extend(read_key_file(args.proxy_key_file))
     return keys
+
+
+def _listed(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 def _is_loopback(host: str) -> bool:

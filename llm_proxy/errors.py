@@ -74,6 +74,12 @@ class InvalidRequest(ApiError):
     code = "invalid_request"
 
 
+class InvalidJson(InvalidRequest):
+    """The request body is not JSON the proxy can read (nested too deeply, for one)."""
+
+    code = "invalid_json"
+
+
 class InvalidProxyKey(ApiError):
     """The caller presented no proxy key, or a wrong one."""
 
@@ -202,7 +208,7 @@ def upstream_status_error(status: int, content: bytes, headers: Mapping[str, str
         )
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
         text = content.decode("utf-8", "replace").strip()[:500]

@@ -63,7 +63,7 @@ class SseRelay:
                 return Relayed(b"".join(frames), End.DONE)
             try:
                 event = _parse_json(payload.decode())
-            except ValueError:  # UnicodeDecodeError included
+            except (ValueError, RecursionError):  # UnicodeDecodeError included
                 return Relayed(b"".join(frames), End.NOT_JSON, payload)
             frames.append(b"data: " + payload + b"\n\n")
             if isinstance(event, dict) and "error" in event:

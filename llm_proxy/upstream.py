@@ -111,7 +111,7 @@ class UpstreamBackend:
                 content = await response.aread()
         try:
             body = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             raise UpstreamBadResponse(

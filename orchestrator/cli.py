@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 
 from agent_service.logs import configure_logging
@@ -22,6 +23,7 @@ from orchestrator.llm_client import LlmClient, LlmSettings
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
+from transcripts import TranscriptError
 from transcripts.restore import sessions_to_restore
 
 
@@ -47,15 +49,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_number(parser, "max-sessions", 10_000, "live sessions this orchestrator holds")
     add_number(parser, "max-sessions-per-token", 100, "live sessions one IDE token may hold")
     add_number(
+        parser,
+        "max-resume-chars",
+        16 * 1024 * 1024,
+        "characters of events a session keeps for resume; a resume from before them gets "
+        "resume_gap",
+    )
+    add_number(
         parser, "drain-timeout", 30.0, "on SIGTERM, seconds running turns get to finish", minimum=0
     )
     add_number(parser, "llm-read-timeout", 300.0, "seconds the model may stay silent mid-stream")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM."""
+    """Serve until SIGINT/SIGTERM; exit 2 when the transcript file cannot be used."""
     configure_logging("orchestrator")
-    asyncio.run(_serve(args))
+    try:
+        recorder = BackgroundFlushRecorder(open_recorder(args))
+    except TranscriptError as exc:
+        print(f"orchestrator: {exc.message}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(args, recorder))
     return 0
 
 
@@ -79,17 +93,23 @@ def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegis
         grace_period_s=args.grace_period,
         max_sessions=args.max_sessions,
         max_sessions_per_principal=args.max_sessions_per_token,
+        history_chars=args.max_resume_chars,
     )
     return SessionRegistry(config, llm, recorder, limits)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    recorder = BackgroundFlushRecorder(open_recorder(args))
+async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
     registry = build_registry(args, recorder)
     if args.transcripts:
         not_before = time.time() - args.grace_period
         for recorded in sessions_to_restore(args.transcripts, not_before):
-            registry.restore(recorded.session_id, recorded.config, recorded.owner, recorded.inputs)
+            registry.restore(
+                recorded.session_id,
+                recorded.config,
+                recorded.owner,
+                recorded.inputs,
+                recorded.reserved_seq,
+            )
     server = OrchestratorServer(
         registry,
         ServerSettings(

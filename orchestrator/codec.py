@@ -42,6 +42,7 @@ from orchestrator.events import (
     Event,
     LlmToolCallsCompleted,
     ModelToolCall,
+    SeqFloorRaised,
 )
 from orchestrator.fast_json import compact_encoder
 from wire import AgentServiceError, NumberedEvent
@@ -123,6 +124,7 @@ def _emit_event_fields(command: EmitEvent) -> dict[str, Any]:
 
 _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     **{cls: _fields_encoder(tag, cls) for cls, tag in EVENT_TAGS.items()},
+    SeqFloorRaised: _fields_encoder(SeqFloorRaised.trigger, SeqFloorRaised),
     **{cls: _fields_encoder(tag, cls) for cls, tag in COMMAND_TAGS.items()},
     EmitEvent: _emit_event_fields,
 }
@@ -189,6 +191,7 @@ def _emit_event(fields: dict[str, Any]) -> EmitEvent:
 
 _EVENT_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     **{tag: _builder(cls) for cls, tag in EVENT_TAGS.items()},
+    SeqFloorRaised.trigger: _builder(SeqFloorRaised),
     EVENT_TAGS[LlmToolCallsCompleted]: _tool_calls,
 }
 _COMMAND_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {

@@ -46,6 +46,7 @@ from orchestrator.events import (
     LlmTextDelta,
     LlmToolCallsCompleted,
     ModelToolCall,
+    SeqFloorRaised,
     ToolResultReceived,
     ToolTimedOut,
     UserMessageReceived,
@@ -132,7 +133,7 @@ class _Turn:
 def _call_key(call: ModelToolCall) -> str:
     try:
         canonical = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
-    except ValueError:
+    except (ValueError, RecursionError):
         canonical = call.arguments
     return f"{call.name}\x00{canonical}"
 
@@ -146,7 +147,7 @@ def _replayable_arguments(arguments: str) -> str:
     """The model's arguments if they are a JSON object, else `{}`: upstreams parse them."""
     try:
         is_object = isinstance(json.loads(arguments), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         is_object = False
     return arguments if is_object else "{}"
 
@@ -188,6 +189,9 @@ class SessionCore:
 
     def handle(self, event: Event) -> list[Command]:
         """Apply one event; return the commands to execute, in order."""
+        if type(event) is SeqFloorRaised:
+            self._seq = max(self._seq, event.seq)
+            return []
         self._out = []
         try:
             self.trigger(event.trigger, event=event)  # type: ignore[attr-defined]

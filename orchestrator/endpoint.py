@@ -91,14 +91,9 @@ class ClientEndpoint:
                 frame.id,
             )
             return None
-        if frame.last_seq > found.core.last_seq:
-            self._refuse(
-                ErrorCode.RESUME_GAP,
-                f"this client saw events up to seq {frame.last_seq} but the session only has "
-                f"{found.core.last_seq}: events were lost in an orchestrator crash; start a new "
-                "session",
-                frame.id,
-            )
+        gap = found.resume_gap(frame.last_seq)
+        if gap is not None:
+            self._refuse(ErrorCode.RESUME_GAP, f"{gap}; start a new session", frame.id)
             return None
         self.registry.attach(found, self.attachment, frame.last_seq, resumed=True)
         return found
@@ -132,7 +127,7 @@ class ClientEndpoint:
         except ValidationError as exc:
             try:
                 raw = json.loads(message)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._refuse(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None)
                 return None
             frame_id = raw.get("id") if isinstance(raw, dict) else None

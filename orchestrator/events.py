@@ -97,6 +97,16 @@ class CancelRequested:
     message_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SeqFloorRaised:
+    """After a crash: the process that died may have sent events numbered up to `seq`, so the
+    session's next event is `seq + 1` and no number is given twice. Not a trigger of the
+    state machine: it changes only the numbering."""
+
+    trigger: ClassVar[str] = "seq_floor"
+    seq: int
+
+
 Event = (
     UserMessageReceived
     | LlmTextDelta
@@ -106,8 +116,10 @@ Event = (
     | ToolResultReceived
     | ToolTimedOut
     | CancelRequested
+    | SeqFloorRaised
 )
 
+# The state machine's triggers; `SeqFloorRaised` is an Event but no trigger.
 EVENT_TYPES: tuple[type[Event], ...] = (
     UserMessageReceived,
     LlmTextDelta,

@@ -19,6 +19,10 @@ from orchestrator.events import Event
 class Recorder(Protocol):
     """Receives a session's inputs and outputs in the order they happened."""
 
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot write now (None while it can): health reports it."""
+
     def session_started(
         self, session_id: str, config: CoreConfig, model: str, owner: str = ""
     ) -> None:
@@ -27,6 +31,14 @@ class Recorder(Protocol):
 
     def session_resumed(self, session_id: str) -> None:
         """A session already in the store was rebuilt; its next rows follow the stored ones."""
+
+    def reserve_seq(self, session_id: str, up_to: int) -> None:
+        """Durably note, before returning, that the session may send events numbered up to
+        `up_to`: a session rebuilt after a crash numbers on after it. Never raises."""
+
+    def settle_seq(self, session_id: str, last_seq: int) -> None:
+        """Clean shutdown: the session sent exactly up to `last_seq`; written with the next
+        flush, so a clean restart numbers on without a skip."""
 
     def record_input(self, session_id: str, event: Event) -> None:
         """An event is about to be fed to the session's core."""
@@ -44,12 +56,20 @@ class Recorder(Protocol):
 class NullRecorder:
     """Records nothing: transcripts are off."""
 
+    problem: str | None = None
+
     def session_started(
         self, session_id: str, config: CoreConfig, model: str, owner: str = ""
     ) -> None:
         """Nothing to keep."""
 
     def session_resumed(self, session_id: str) -> None:
+        """Nothing to keep."""
+
+    def reserve_seq(self, session_id: str, up_to: int) -> None:
+        """Nothing to keep: without a transcript no session is rebuilt."""
+
+    def settle_seq(self, session_id: str, last_seq: int) -> None:
         """Nothing to keep."""
 
     def record_input(self, session_id: str, event: Event) -> None:
@@ -74,6 +94,11 @@ class BackgroundFlushRecorder:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcript-flush")
         self._pending: Future[None] | None = None
 
+    @property
+    def problem(self) -> str | None:
+        """The inner recorder's."""
+        return self._inner.problem
+
     def session_started(
         self, session_id: str, config: CoreConfig, model: str, owner: str = ""
     ) -> None:
@@ -83,6 +108,14 @@ class BackgroundFlushRecorder:
     def session_resumed(self, session_id: str) -> None:
         """Passed on as is."""
         self._inner.session_resumed(session_id)
+
+    def reserve_seq(self, session_id: str, up_to: int) -> None:
+        """Passed on as is: it must be written before the event goes out."""
+        self._inner.reserve_seq(session_id, up_to)
+
+    def settle_seq(self, session_id: str, last_seq: int) -> None:
+        """Passed on as is: the inner recorder only buffers."""
+        self._inner.settle_seq(session_id, last_seq)
 
     def record_input(self, session_id: str, event: Event) -> None:
         """Passed on as is: the inner recorder only buffers."""

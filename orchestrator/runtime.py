@@ -1,8 +1,14 @@
 """The asyncio driver of one session: executes the core's commands, feeds it network input.
 
 The core decides; this module only does what the commands say. It keeps the
-session's numbered events (the resume buffer), the IDE attachment, the LLM
-request task and the tool timers.
+session's newest numbered events (the resume buffer, bounded in characters),
+the IDE attachment, the LLM request task and the tool timers.
+
+Seq numbers are never given twice, even across a crash: before an event goes
+out whose seq passes the session's reservation, the next `SEQ_RESERVATION`
+numbers are reserved in the transcript (a synchronous write, once per that
+many events). A session rebuilt after a crash continues after the highest
+reserved number; a client that saw events in between gets `resume_gap`.
 
 Backpressure: while the IDE connection is behind (`HOLD_AT_BACKLOG` characters
 queued) or gone, streamed model text is held here and fed to the core as one
@@ -27,7 +33,15 @@ from orchestrator.commands import (
     StartToolTimer,
 )
 from orchestrator.core import CoreConfig, SessionCore
-from orchestrator.events import Event, LlmFailed, LlmTextDelta, ToolResultReceived, ToolTimedOut
+from orchestrator.events import (
+    Event,
+    LlmFailed,
+    LlmTextDelta,
+    SeqFloorRaised,
+    ToolResultReceived,
+    ToolTimedOut,
+)
+from orchestrator.history import DEFAULT_MAX_CHARS, EventHistory
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.turn_log import TurnLog
@@ -45,6 +59,7 @@ from wire import (
 log = logging.getLogger(__name__)
 
 HOLD_AT_BACKLOG = 64 * 1024
+SEQ_RESERVATION = 256
 
 
 class Attachment(Protocol):
@@ -73,19 +88,22 @@ class SessionRuntime:
         config: CoreConfig,
         llm: LlmClient,
         recorder: Recorder,
+        history_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         self.session_id = session_id
         self.core = SessionCore(session_id, config)
-        self.events: list[str] = []
+        self.history = EventHistory(history_chars)
         self.attachment: Attachment | None = None
         self._llm = llm
         self._recorder = recorder
         self._llm_task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tool_call_seq: dict[str, int] = {}
+        self._tool_calls: dict[str, tuple[int, str]] = {}
         self._held_text: list[str] = []
         self._held_request_id = ""
         self._turn_log = TurnLog(session_id)
+        self._reserved_seq = 0
+        self._lost: tuple[int, int] | None = None
 
     # ---- input -------------------------------------------------------------------------
 
@@ -150,29 +168,54 @@ class SessionRuntime:
                 )
             )
         )
-        for text in self.events[last_seq:]:
+        for text in self.history.after(last_seq):
             attachment.send(text)
         for call_id in self.core.pending_call_ids:
-            seq = self._tool_call_seq[call_id]
+            seq, text = self._tool_calls[call_id]
             if seq <= last_seq:
-                attachment.send(self.events[seq - 1])
+                attachment.send(text)
         if self._held_text:
             attachment.notify_when_drained(self._release_held_text)
+
+    def resume_gap(self, last_seq: int) -> str | None:
+        """Why a client that saw events up to `last_seq` cannot resume without a hole, if so."""
+        if last_seq > self.core.last_seq:
+            return (
+                f"this client saw events up to seq {last_seq} but the session only has "
+                f"{self.core.last_seq}: events were lost in an orchestrator crash"
+            )
+        if self._lost is not None and self._lost[0] < last_seq <= self._lost[1]:
+            return (
+                f"this client saw events after seq {self._lost[0]} that were lost in an "
+                "orchestrator crash"
+            )
+        if self.history.missing_after(last_seq):
+            return (
+                f"events after seq {last_seq} are no longer kept (a session keeps its newest "
+                f"{self.history.max_chars} characters of events)"
+            )
+        return None
 
     def detach(self, attachment: Attachment) -> None:
         """The connection went away; the session lives on."""
         if self.attachment is attachment:
             self.attachment = None
 
-    def rebuild(self, inputs: list[Event]) -> None:
+    def rebuild(self, inputs: list[Event], reserved_seq: int) -> None:
         """Bring a fresh runtime to where a recorded session was: feed the core its recorded
         inputs without executing or recording anything, keep the IDE events for resume,
-        then settle what the restart interrupted."""
+        number on after `reserved_seq` (what the dead process may have sent), then settle
+        what the restart interrupted."""
         for event in inputs:
             for command in self.core.handle(event):
                 if isinstance(command, EmitEvent):
                     self._keep(command)
         self._recorder.session_resumed(self.session_id)
+        recorded = self.core.last_seq
+        if reserved_seq > recorded:
+            self._lost = (recorded, reserved_seq)
+            self.feed(SeqFloorRaised(reserved_seq))
+        self._reserved_seq = self.core.last_seq
         request_id = self.core.current_request_id
         if self.core.state is SessionState.STREAMING and request_id is not None:
             self.feed(
@@ -201,6 +244,10 @@ class SessionRuntime:
     def _execute(self, command: Command, origin: Attachment | None) -> None:
         if isinstance(command, EmitEvent):
             text = self._keep(command)
+            seq = command.event.seq or 0
+            if seq > self._reserved_seq:
+                self._reserved_seq = seq + SEQ_RESERVATION
+                self._recorder.reserve_seq(self.session_id, self._reserved_seq)
             if self.attachment is not None:
                 self.attachment.send(text)
             self._turn_log.emitted(command.event)
@@ -228,10 +275,13 @@ class SessionRuntime:
 
     def _keep(self, command: EmitEvent) -> str:
         """Append the event to the session's history; return its wire text."""
-        text = encode(command.event)
-        self.events.append(text)
-        if isinstance(command.event, ToolCall):
-            self._tool_call_seq[command.event.call_id] = command.event.seq
+        event = command.event
+        text = encode(event)
+        self.history.append(event.seq or 0, text)
+        if isinstance(event, ToolCall):
+            pending = set(self.core.pending_call_ids)
+            self._tool_calls = {k: v for k, v in self._tool_calls.items() if k in pending}
+            self._tool_calls[event.call_id] = (event.seq, text)
         return text
 
     def _time_out(self, call_id: str) -> None:

@@ -4,8 +4,12 @@
 protocol v1 frames, relayed verbatim both ways. The gateway authenticates the
 IDE and sends `X-Agent-Principal` (a digest of the IDE's token) so a session
 can only be resumed by the token that opened it; the link itself is protected
-by `Authorization: Bearer <internal token>` when one is configured.
-`GET /healthz` answers 200 while the process serves.
+by `Authorization: Bearer <internal token>` when one is configured. A request
+with an `Origin` header comes from a browser page, never from the gateway: it
+is refused (403) on every path but `/healthz`, so a page cannot open the link
+even where no internal token is set.
+`GET /healthz` answers 200 while the process serves, 503 `degraded` while the
+transcript store cannot write.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from agent_service.logs import throttle_accept_errors
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.link import LinkConnection
 from orchestrator.sessions import SessionRegistry
@@ -54,6 +59,7 @@ class OrchestratorServer:
 
     async def start(self) -> None:
         """Listen; returns once the socket is bound."""
+        throttle_accept_errors(asyncio.get_running_loop())
         self._server = await serve(
             self._handle,
             self.settings.host,
@@ -94,8 +100,9 @@ class OrchestratorServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            body = json.dumps({"status": "ok", "sessions": len(self.registry)})
-            return Response(200, "OK", Headers({"Content-Type": "application/json"}), body.encode())
+            return self._health()
+        if request.headers.get("Origin") is not None:
+            return connection.respond(HTTPStatus.FORBIDDEN, "browsers may not open the link\n")
         if path != LINK_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         expected = self.settings.internal_token
@@ -104,6 +111,20 @@ class OrchestratorServer:
             if not hmac.compare_digest(presented.encode(), f"Bearer {expected}".encode()):
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
         return None
+
+    def _health(self) -> Response:
+        """200 while everything works; 503 `degraded` naming what does not (the transcripts)."""
+        problem = self.registry.store_problem()
+        body: dict[str, object] = {
+            "status": "ok" if problem is None else "degraded",
+            "sessions": len(self.registry),
+            "history_chars": self.registry.history_chars(),
+        }
+        if problem is not None:
+            body["transcripts"] = problem
+        status, reason = (200, "OK") if problem is None else (503, "Service Unavailable")
+        headers = Headers({"Content-Type": "application/json"})
+        return Response(status, reason, headers, json.dumps(body).encode())
 
     async def _handle(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from orchestrator.core import CoreConfig
 from orchestrator.events import Event
+from orchestrator.history import DEFAULT_MAX_CHARS
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.runtime import Attachment, SessionRuntime
@@ -25,6 +26,7 @@ class SessionLimits:
     grace_period_s: float = 600.0
     max_sessions: int = 10_000
     max_sessions_per_principal: int = 100
+    history_chars: int = DEFAULT_MAX_CHARS
 
 
 def session_config(base: CoreConfig, capabilities: Capabilities | None) -> CoreConfig:
@@ -81,7 +83,7 @@ class SessionRegistry:
             raise SessionLimitReached(f"this token already holds {owned} sessions")
         session_id = f"s_{secrets.token_hex(8)}"
         config = session_config(self.config, capabilities)
-        session = SessionRuntime(session_id, config, self._llm, self._recorder)
+        session = self._runtime(session_id, config)
         self._sessions[session_id] = session
         self._owners[session_id] = principal
         self._recorder.session_started(
@@ -91,18 +93,36 @@ class SessionRegistry:
         return session
 
     def restore(
-        self, session_id: str, config: CoreConfig, owner: str, inputs: list[Event]
+        self,
+        session_id: str,
+        config: CoreConfig,
+        owner: str,
+        inputs: list[Event],
+        reserved_seq: int = 0,
     ) -> SessionRuntime:
         """Bring back a recorded session after a restart; it waits detached for its IDE."""
-        session = SessionRuntime(session_id, config, self._llm, self._recorder)
+        session = self._runtime(session_id, config)
         self._sessions[session_id] = session
         self._owners[session_id] = owner
-        session.rebuild(inputs)
+        session.rebuild(inputs, reserved_seq)
         self._reapers[session_id] = asyncio.get_running_loop().call_later(
             self.limits.grace_period_s, self._reap, session_id
         )
         log.info("session restored", extra={"session_id": session_id, "state": session.core.state})
         return session
+
+    def _runtime(self, session_id: str, config: CoreConfig) -> SessionRuntime:
+        return SessionRuntime(
+            session_id, config, self._llm, self._recorder, self.limits.history_chars
+        )
+
+    def store_problem(self) -> str | None:
+        """Why the transcript store cannot write now, if it cannot."""
+        return self._recorder.problem
+
+    def history_chars(self) -> int:
+        """Characters of events all sessions keep for resume."""
+        return sum(session.history.chars for session in self._sessions.values())
 
     def owned_by(self, session_id: str, principal: str) -> bool:
         """Only the token that opened a session may resume it."""
@@ -144,4 +164,5 @@ class SessionRegistry:
         self._reapers.clear()
         for session in self._sessions.values():
             session.stop()
+            self._recorder.settle_seq(session.session_id, session.core.last_seq)
         self._recorder.flush()

@@ -89,7 +89,7 @@ class ChatStreamDecoder:
     def _chunk(self, payload: bytes, text: list[str]) -> LlmFailed | None:
         try:
             chunk = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             return LlmFailed(
                 self.request_id,
                 ErrorCode.LLM_BAD_RESPONSE,
@@ -104,6 +104,19 @@ class ChatStreamDecoder:
         error = chunk.get("error")
         if error is not None:
             return _failure_from_error(self.request_id, error)
+        try:
+            self._read_chunk(chunk, text)
+        except (AttributeError, TypeError, ValueError):
+            return LlmFailed(
+                self.request_id,
+                ErrorCode.LLM_BAD_RESPONSE,
+                "the model sent a chunk that does not have a chat completion chunk's shape",
+            )
+        return None
+
+    def _read_chunk(self, chunk: dict[str, Any], text: list[str]) -> None:
+        """Take a chunk's text, tool-call pieces, finish reason and usage; a field of the wrong
+        type raises AttributeError, TypeError or ValueError."""
         usage = chunk.get("usage")
         if usage:
             self._prompt_tokens = int(usage.get("prompt_tokens") or 0)
@@ -112,12 +125,16 @@ class ChatStreamDecoder:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
+                if not isinstance(content, str):
+                    raise TypeError("content is not a string")
                 text.append(content)
             for call_delta in delta.get("tool_calls") or ():
                 self._add_call_delta(call_delta)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
-        return None
+            reason = choice.get("finish_reason")
+            if reason:
+                if not isinstance(reason, str):
+                    raise TypeError("finish_reason is not a string")
+                self._finish_reason = reason
 
     def _add_call_delta(self, call_delta: dict[str, Any]) -> None:
         index = int(call_delta.get("index") or 0)
@@ -125,6 +142,9 @@ class ChatStreamDecoder:
         if call_delta.get("id"):
             call.id = call_delta["id"]
         function = call_delta.get("function") or {}
+        pieces = (call_delta.get("id"), function.get("name"), function.get("arguments"))
+        if any(piece and not isinstance(piece, str) for piece in pieces):
+            raise TypeError("a tool call's id, name and arguments are strings")
         if function.get("name"):
             call.name += function["name"]
         if function.get("arguments"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ from transcripts.redaction import Redactor
 from transcripts.store import INPUT, OUTPUT, NewRow, NewSession, TranscriptStore
 
 _Item = TypeVar("_Item")
+
+log = logging.getLogger(__name__)
 
 
 def _drain(buffer: deque[_Item]) -> list[_Item]:
@@ -42,7 +45,9 @@ class TranscriptRecorder:
     redacts what is buffered and writes it in one transaction; it may run in a
     worker thread (`asyncio.to_thread(recorder.flush)`) while the event loop
     keeps recording, and concurrent flushes are written one after the other.
-    A failed flush keeps its rows buffered for the next one.
+    A failed flush keeps its rows buffered for the next one; `problem` says why
+    the store cannot write while it cannot, and each change of that state is
+    logged once.
     """
 
     def __init__(
@@ -63,7 +68,9 @@ class TranscriptRecorder:
         self._seqs: dict[str, int] = {}
         self._new_sessions: deque[NewSession] = deque()
         self._rows: deque[NewRow] = deque()
+        self._settled: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.problem: str | None = None
 
     # ---- the Recorder protocol ------------------------------------------------------------
 
@@ -91,6 +98,19 @@ class TranscriptRecorder:
         """Go on numbering a stored session's rows after its last one."""
         with self._lock:
             self._seqs[session_id] = self._store.last_seq(session_id)
+
+    def reserve_seq(self, session_id: str, up_to: int) -> None:
+        """Commit the reservation now; a store that cannot write is reported, not raised."""
+        with self._lock:
+            try:
+                self._store.reserve_seq(session_id, up_to)
+            except StoreError as exc:
+                self._note(exc.message)
+
+    def settle_seq(self, session_id: str, last_seq: int) -> None:
+        """Buffer the exact last seq, written with the next flush."""
+        with self._lock:
+            self._settled[session_id] = last_seq
 
     def record_input(self, session_id: str, event: Event) -> None:
         """Buffer the event about to be fed to the session's core."""
@@ -121,19 +141,41 @@ class TranscriptRecorder:
         with self._lock:
             rows = _drain(self._rows)
             sessions = _drain(self._new_sessions)
-            if not rows and not sessions:
+            settled, self._settled = self._settled, {}
+            if not rows and not sessions and not settled:
                 return
             try:
-                self._store.append(*self._redacted(sessions, rows))
-            except StoreError:
+                self._store.append(*self._redacted(sessions, rows), settled)
+            except StoreError as exc:
                 self._new_sessions.extendleft(reversed(sessions))
                 self._rows.extendleft(reversed(rows))
+                self._settled = settled | self._settled
+                self._note(exc.message)
                 raise
+            self._note(None)
+
+    def _note(self, problem: str | None) -> None:
+        """Log a change between writing and not writing, once per change."""
+        if (problem is None) == (self.problem is None):
+            return
+        self.problem = problem
+        if problem is None:
+            log.warning("transcript store writes again", extra={"path": str(self.path)})
+        else:
+            log.error(
+                "transcript store cannot write; rows are kept in memory and retried",
+                extra={"path": str(self.path), "reason": problem},
+            )
 
     def close(self) -> None:
-        """Flush, then release the file."""
+        """Flush, then release the file; rows the store cannot take are counted in the log."""
         try:
             self.flush()
+        except StoreError as exc:
+            log.error(
+                "transcript rows lost at shutdown: the store cannot write",
+                extra={"path": str(self.path), "rows": len(self._rows), "reason": exc.message},
+            )
         finally:
             with self._lock:
                 self._store.close()

@@ -20,6 +20,7 @@ class RecordedSession:
     config: CoreConfig
     owner: str
     inputs: list[Event]
+    reserved_seq: int = 0
 
 
 def sessions_to_restore(path: str | os.PathLike[str], not_before: float) -> list[RecordedSession]:
@@ -48,6 +49,7 @@ def sessions_to_restore(path: str | os.PathLike[str], not_before: float) -> list
                     config=decode_config(record.config),
                     owner=str(record.meta.get("owner", "")),
                     inputs=inputs,
+                    reserved_seq=store.reserved_seq(record.session_id),
                 )
             )
         return restorable

@@ -1,12 +1,15 @@
 """The transcript database: its schema, its durability settings, batched appends and reads.
 
-One SQLite file, two tables:
+One SQLite file, two tables and a side table:
 - `sessions`: one row per recorded session (id, creation time, model, core
   config JSON, meta JSON, codec version, count of redactions);
 - `events`: append-only rows (session id, seq, kind `input`/`output`, payload
   JSON, recorded time), keyed and ordered by (session id, seq). `seq` is the
   transcript's own counter, one per row of the session, in the order things
   happened; times are for people, never for ordering.
+- `seq_reservations`: per session, the highest IDE event seq the live
+  orchestrator may have sent (reserved ahead, written before sending), so a
+  session rebuilt after a crash never gives a seq twice.
 
 Durability: WAL journal with `synchronous=NORMAL`. A committed batch survives
 the process being killed (the WAL is written before the commit returns); a
@@ -91,6 +94,17 @@ LEFT JOIN events AS r ON r.session_id = m.session_id AND r.seq = m.seq + 1
 WHERE m.kind = 'input' AND m.payload LIKE '{"type":"user_message"%' AND r.seq IS NULL
 ORDER BY m.session_id, m.seq
 """
+_RESERVATIONS = """
+CREATE TABLE IF NOT EXISTS seq_reservations (session_id TEXT PRIMARY KEY, reserved INTEGER NOT NULL)
+"""
+_RESERVE = (
+    "INSERT INTO seq_reservations (session_id, reserved) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET reserved = max(reserved, excluded.reserved)"
+)
+_SETTLE = (
+    "INSERT INTO seq_reservations (session_id, reserved) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET reserved = excluded.reserved"
+)
 
 _APPEND_ONLY = """
 CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
@@ -154,6 +168,7 @@ class TranscriptStore:
                 )
             self._create_schema()
         if create:
+            db.execute(_RESERVATIONS)
             db.enable_wal()
         db.execute("PRAGMA synchronous = NORMAL")
 
@@ -205,8 +220,10 @@ class TranscriptStore:
         sessions: Sequence[NewSession],
         rows: Sequence[NewRow],
         redactions: dict[str, int],
+        settled: dict[str, int] | None = None,
     ) -> None:
-        """Write new sessions, rows and redaction counts in one transaction: all or nothing."""
+        """Write new sessions, rows, redaction counts and settled seq reservations in one
+        transaction: all or nothing."""
         conn = self._db.conn
         try:
             with self._db.atomic():
@@ -224,6 +241,17 @@ class TranscriptStore:
                     "UPDATE sessions SET redactions = redactions + ? WHERE session_id = ?",
                     [(count, sid) for sid, count in redactions.items() if count],
                 )
+                conn.executemany(_SETTLE, list((settled or {}).items()))
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot write to transcript database {self.path}: {exc}", "write_failed"
+            ) from None
+
+    def reserve_seq(self, session_id: str, up_to: int) -> None:
+        """Commit that the session may send IDE events numbered up to `up_to`."""
+        try:
+            with self._db.atomic():
+                self._db.conn.execute(_RESERVE, (session_id, up_to))
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot write to transcript database {self.path}: {exc}", "write_failed"
@@ -237,6 +265,16 @@ class TranscriptStore:
             "SELECT coalesce(max(seq), 0) FROM events WHERE session_id = ?", (session_id,)
         ).fetchone()
         return int(row[0])
+
+    def reserved_seq(self, session_id: str) -> int:
+        """The highest IDE event seq the session may have sent (0 when none was reserved)."""
+        try:
+            row = self._db.conn.execute(
+                "SELECT reserved FROM seq_reservations WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0  # a database written before reservations existed
+        return int(row[0]) if row else 0
 
     def last_recorded_at(self, session_id: str) -> float:
         """When the session's newest row was written (its creation time when it has none)."""

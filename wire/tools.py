@@ -269,7 +269,7 @@ def parse_llm_call(
     schema = json.dumps(spec.openai_tool()["function"]["parameters"], sort_keys=True)
     try:
         raw = json.loads(arguments_json) if arguments_json.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ToolArgumentsError(
             f"Arguments of {llm_name} are not valid JSON ({exc}). Schema: {schema}"
         ) from None

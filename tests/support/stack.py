@@ -11,6 +11,7 @@ from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.procs import free_port
 
 TEST_TOKEN = "test-token-0123456789"
+PROXY_KEY = "proxy-test-key-0123456789"
 
 
 def stack_config(
@@ -27,6 +28,7 @@ def stack_config(
         proxy_port=free_port(),
         token=TEST_TOKEN,
         internal_token="internal-test-secret",
+        proxy_key=PROXY_KEY,
         llm_base_url=llm_base_url,
         llm_api_key=UPSTREAM_API_KEY if llm_base_url else None,
         model=model,

@@ -1,0 +1,76 @@
+"""A 200 MB answer through the real stack: the session keeps a bounded resume buffer, not the
+answer two more times for its lifetime, and a resume from before what it kept is told
+`resume_gap`."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from llm_proxy.chunks import ChunkBuilder
+from tests.support.fake_upstream import DONE, Chunk, FakeUpstream
+from tests.support.stack import started_stack
+from tests.support.wsclient import ProtocolClient, state_is
+
+PIECE = "y" * (512 * 1024)
+PIECES = 400  # 200 MiB
+RESUME_CHARS = 8 * 1024 * 1024
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    chunks = ChunkBuilder("chatcmpl-big", 0, "fake-model")
+    upstream.reset(
+        lambda request: [
+            Chunk(chunks.role()),
+            *(Chunk(chunks.text(PIECE)) for _ in range(PIECES)),
+            Chunk(chunks.finish("stop")),
+            DONE,
+        ]
+    )
+    with started_stack(
+        tmp_path,
+        llm_base_url=upstream.base_url,
+        model="fake-model",
+        extra_args={"orchestrator": ["--max-resume-chars", str(RESUME_CHARS)]},
+    ) as stack:
+        config = stack.config
+        orchestrator = next(proc for name, proc in stack._children if name == "orchestrator")
+        client = await ProtocolClient.connect(config.gateway_url, config.token)
+        session = await client.hello()
+        await client.send({"type": "user_message", "content": "a very long answer"})
+        received = 0
+        while True:
+            frame = await client.receive(timeout=120)
+            if frame["type"] == "agent_delta":
+                received += len(frame["text"])
+            if state_is("done")(frame):
+                break
+            client.received.clear()
+        await client.close()
+        assert received == PIECES * len(PIECE)
+
+        url = f"http://{config.host}:{config.orchestrator_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            health = json.loads(response.read())
+        assert health["history_chars"] <= RESUME_CHARS
+        # the conversation holds the answer once (the model is sent it next turn); the resume
+        # buffer no longer holds its deltas and its agent_message on top
+        assert rss_mib(orchestrator.pid) < 200 + 150
+
+        late = await ProtocolClient.connect(config.gateway_url, config.token)
+        await late.send(
+            {"type": "hello", "protocol": 1, "session_id": session["session_id"], "last_seq": 1}
+        )
+        refused = await late.receive()
+        assert (refused["type"], refused["code"]) == ("error", "resume_gap")
+        await late.close()
