@@ -24,12 +24,22 @@ import sys
 import threading
 from pathlib import Path
 
+from rich.console import Console
+
 from agent_service.logs import configure_logging
 from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
+from ide_client import terminal
 from ide_client.client import DEFAULT_URL, IdeClient
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import IdeClientError, ReplayError
+from ide_client.recent_sessions import (
+    HISTORY_FILE,
+    RecentSession,
+    RecentSessions,
+    skip_history,
+    state_dir,
+)
 from ide_client.replay import (
     VOLATILE_FIELDS,
     EventCheck,
@@ -76,6 +86,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_number(
         parser, "max-file-bytes", DEFAULT_MAX_FILE_BYTES, "largest file the tools read or write"
     )
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument(
+        "--resume",
+        metavar="SESSION_ID",
+        help="go on with this session (the gateway keeps it for its grace period)",
+    )
+    resume.add_argument(
+        "--continue",
+        dest="continue_last",
+        action="store_true",
+        help="go on with the last session used in this workspace (remembered in "
+        "$XDG_STATE_HOME/agent-service, by default ~/.local/state/agent-service)",
+    )
     parser.add_argument(
         "--create-sample",
         action="store_true",
@@ -114,11 +137,20 @@ def run(args: argparse.Namespace) -> int:
         workspace = Workspace(args.workspace, max_file_bytes=args.max_file_bytes)
     except (IdeClientError, OSError) as exc:
         return _fail(str(exc))
+    recent = RecentSessions()
+    resumed = _session_to_resume(args, recent)
+    if args.continue_last and resumed is None:
+        return _fail(f"no session to continue in {args.workspace} (start one without --continue)")
+    session_id, last_seq = (resumed.session_id, resumed.last_seq) if resumed else (None, 0)
+    if terminal.wanted(sys.stdin, sys.stdout):
+        return _run_terminal(args, workspace, recent, session_id, last_seq)
     client = IdeClient(
         args.url,
         args.token,
         ToolRunner(workspace),
         display=ConsoleDisplay(sys.stdout, show_diffs=True),
+        session_id=session_id,
+        last_seq=last_seq,
     )
     try:
         if args.message is not None:
@@ -129,10 +161,61 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except IdeClientError as exc:
         return _fail(exc.message)
+    finally:
+        if client.session_id is not None:
+            recent.remember(args.workspace, RecentSession(client.session_id, client.last_seq))
+
+
+def _session_to_resume(args: argparse.Namespace, recent: RecentSessions) -> RecentSession | None:
+    """The session `--resume ID` or `--continue` names, with the last event seen of it."""
+    if args.resume is not None:
+        return recent.find(args.resume) or RecentSession(args.resume, 0)
+    if args.continue_last:
+        return recent.last(args.workspace)
+    return None
+
+
+def _run_terminal(
+    args: argparse.Namespace,
+    workspace: Workspace,
+    recent: RecentSessions,
+    session_id: str | None,
+    last_seq: int,
+) -> int:
+    """The same, drawn for a person at a terminal (spinner, colours, line editor)."""
+    changes = terminal.ChangeRecorder(ToolRunner(workspace))
+    view = terminal.TerminalDisplay(Console(highlight=False), changes)
+    client = IdeClient(
+        args.url,
+        args.token,
+        changes,
+        display=view,
+        on_event=view.on_event,
+        session_id=session_id,
+        last_seq=last_seq,
+    )
+    app = terminal.TerminalApp(
+        client, view, changes, args.workspace, recent, state_dir() / HISTORY_FILE
+    )
+    try:
+        if args.message is None:
+            asyncio.run(app.run_prompt())
+            return EXIT_DONE
+        turn = asyncio.run(app.run_message(args.message))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    except IdeClientError as exc:
+        return _fail(exc.message)
+    finally:
+        view.stop()
+    if app.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
 
 async def _one_turn(client: IdeClient, message: str) -> int:
     async with client:
+        skip_history(client)
         turn = await client.run_turn(message)
     return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
@@ -156,6 +239,7 @@ async def _interactive(client: IdeClient) -> int:
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         async with client:
+            skip_history(client)
             session = client.session
             assert session is not None
             print(

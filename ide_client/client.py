@@ -23,8 +23,9 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
-from ide_client.display import ConsoleDisplay
+from ide_client.display import ConsoleDisplay, Display
 from ide_client.errors import GatewayCode, GatewayError
 from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
@@ -116,7 +117,7 @@ class IdeClient:
         token: str,
         tools: ToolAnswerer,
         *,
-        display: ConsoleDisplay | None = None,
+        display: Display | None = None,
         on_event: Callable[[ServerMessage], None] | None = None,
         session_id: str | None = None,
         last_seq: int = 0,
@@ -125,7 +126,7 @@ class IdeClient:
     ) -> None:
         self.url = url
         self.tools = tools
-        self.display = display or ConsoleDisplay(None)
+        self.display: Display = display or ConsoleDisplay(None)
         self.on_event = on_event
         self.session: Session | None = None
         self.session_id = session_id
@@ -179,7 +180,7 @@ class IdeClient:
         turn = Turn(content, f"m{self._turns_started}")
         self._turn = turn
         try:
-            await self._send(UserMessage(content=content, id=turn.message_id))
+            await self._send_user_message(UserMessage(content=content, id=turn.message_id))
             while not turn.ended:
                 frame = await self._receive()
                 if frame is None:
@@ -196,6 +197,47 @@ class IdeClient:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         self.display.turn_ended(turn.state)
         return turn
+
+    async def reconnect(self) -> Session:
+        """Open a fresh connection: resume the session if the gateway still has it, else start
+        a new one (and say so). Used when the gateway closed an idle connection (a restart)."""
+        await self.close()
+        self.display.note("the gateway closed the connection; reconnecting")
+        delay = 0.2
+        for _ in range(self.reconnect_attempts - 1):
+            try:
+                return await self._reopen()
+            except GatewayError as exc:
+                if exc.code != GatewayCode.UNREACHABLE:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        return await self._reopen()
+
+    async def _reopen(self) -> Session:
+        """Connect and resume; a session the gateway no longer knows is replaced by a new one."""
+        await self._open()
+        try:
+            return await self._hello()
+        except GatewayError as exc:
+            if exc.code != ErrorCode.UNKNOWN_SESSION:
+                raise
+        self.display.note(f"session {self.session_id} is gone; starting a new session")
+        self.session_id, self.last_seq = None, 0
+        await self.close()
+        await self._open()
+        return await self._hello()
+
+    async def _send_user_message(self, message: UserMessage) -> None:
+        """Send the turn's message, first reconnecting if the gateway closed the connection
+        while the client was idle, so the message is not lost."""
+        if self._ws is None or self._ws.state is not State.OPEN:
+            await self.reconnect()
+        try:
+            await self._connection().send(encode(message))
+        except ConnectionClosed:
+            await self.reconnect()
+            await self._send(message)
 
     # ---- frames in ---------------------------------------------------------------------
 
