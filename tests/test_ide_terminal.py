@@ -111,7 +111,7 @@ def test_terminal_shows_a_spinner_then_the_change_as_a_coloured_diff_and_a_foote
 ) -> None:
     terminal = open_terminal(stack, workspace, tmp_path)
     terminal.send(ADD_LOGGING + "\r")
-    terminal.expect("thinking… 0s · Ctrl-C to cancel")
+    terminal.expect(r"thinking… \d+s · Ctrl-C to cancel")
     terminal.expect(re.escape(GREEN + '+  console.log("hashPassword called");'))
     terminal.expect(r"done · \d+\.\d+s · [\d,]+ tokens in, [\d,]+ out")
     terminal.prompt()

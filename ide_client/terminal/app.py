@@ -16,7 +16,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from ide_client.client import IdeClient, Turn
-from ide_client.errors import ToolFailure
+from ide_client.errors import GatewayError, ToolFailure
 from ide_client.recent_sessions import RecentSession, RecentSessions, skip_history
 from ide_client.terminal.changes import ChangeRecorder
 from ide_client.terminal.commands import Command, Unknown, help_lines, parse_line
@@ -79,9 +79,14 @@ class TerminalApp:
                 elif isinstance(parsed, Unknown):
                     self.view.failure(f"unknown command /{parsed.name} (/help lists the commands)")
                 elif parsed.strip():
-                    typed = await self.run_turn(parsed.strip("\n"))
-                    queued.extend(typed.lines)
-                    draft = typed.partial
+                    try:
+                        typed = await self.run_turn(parsed.strip("\n"))
+                    except GatewayError as exc:
+                        self.view.failure(f"{exc.message} (Enter sends the message again)")
+                        draft = parsed.strip("\n")
+                    else:
+                        queued.extend(typed.lines)
+                        draft = typed.partial
 
     async def run_message(self, content: str) -> Turn:
         """One turn on a terminal: connect, run it (Ctrl-C cancels it), close."""
@@ -154,9 +159,13 @@ class TerminalApp:
         elif command is Command.NEW:
             await self.client.close()
             self.client.session_id, self.client.last_seq = None, 0
-            await self.client.connect()
-            self._remember()
-            self.view.info(f"New session {self.client.session_id}.")
+            try:
+                await self.client.connect()
+            except GatewayError as exc:
+                self.view.failure(f"/new: {exc.message} (the next message tries again)")
+            else:
+                self._remember()
+                self.view.info(f"New session {self.client.session_id}.")
         return True
 
     def _status(self) -> None:
