@@ -6,7 +6,10 @@ refuses the token, the workspace is not a directory), 130 on Ctrl-C. Without a m
 Ctrl-C during a turn cancels it, Ctrl-D or Ctrl-C at the prompt quits.
 
 The agent's streamed answer is printed as it arrives, with one line per tool call and its
-outcome. Tools are confined to the workspace; see docs/ide-client.md.
+outcome. At a terminal (stdin and stdout TTYs, NO_COLOR unset) the prompt is a line editor with
+history, a spinner shows while the model or a tool works, every change is shown as a coloured
+diff, and /help, /status, /diff, /new, /quit are handled locally. --resume ID or --continue
+goes on with an earlier session. Tools are confined to the workspace; see docs/ide-client.md.
 
 With --replay ID (and --db, the transcript database), no workspace is needed: the recorded
 session's messages are sent again, turn by turn, tool calls are answered with the recorded
@@ -49,6 +52,7 @@ from ide_client.replay import (
     replay_turns,
 )
 from ide_client.sample import create_sample_workspace
+from ide_client.terminal.commands import Command, Unknown, parse_line
 from ide_client.tools import ToolRunner
 from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
 from orchestrator.codec import CodecError
@@ -62,6 +66,10 @@ EXIT_INTERRUPTED = 130
 EXIT_REPLAY_DIVERGED = 1
 PROMPT = "> "
 DEFAULT_REPLAY_TURN_TIMEOUT = 300.0
+PLAIN_COMMANDS = (
+    "agent-service ide: slash commands need a terminal (stdin and stdout a TTY, NO_COLOR unset); "
+    "here only /quit (or quit, exit) works, and nothing was sent"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -184,7 +192,7 @@ def _run_terminal(
 ) -> int:
     """The same, drawn for a person at a terminal (spinner, colours, line editor)."""
     changes = terminal.ChangeRecorder(ToolRunner(workspace))
-    view = terminal.TerminalDisplay(Console(highlight=False), changes)
+    view = terminal.TerminalDisplay(Console(highlight=False, emoji=False), changes)
     client = IdeClient(
         args.url,
         args.token,
@@ -215,7 +223,7 @@ def _run_terminal(
 
 async def _one_turn(client: IdeClient, message: str) -> int:
     async with client:
-        skip_history(client)
+        await skip_history(client)
         turn = await client.run_turn(message)
     return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
@@ -239,7 +247,7 @@ async def _interactive(client: IdeClient) -> int:
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         async with client:
-            skip_history(client)
+            await skip_history(client)
             session = client.session
             assert session is not None
             print(
@@ -247,9 +255,14 @@ async def _interactive(client: IdeClient) -> int:
                 file=sys.stderr,
             )
             while (line := await lines.next(PROMPT)) is not None:
-                if line.strip():
+                parsed = parse_line(line)
+                if parsed is Command.QUIT:
+                    break
+                if isinstance(parsed, Command | Unknown):
+                    print(PLAIN_COMMANDS, file=sys.stderr)
+                elif parsed.strip():
                     cancelling.clear()
-                    await client.run_turn(line.strip())
+                    await client.run_turn(parsed.strip())
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     print(file=sys.stderr)

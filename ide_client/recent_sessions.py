@@ -80,9 +80,16 @@ def _key(workspace: Path) -> str:
     return str(workspace.resolve())
 
 
-def skip_history(client: IdeClient) -> None:
-    """After resuming an earlier run's session, let the events the gateway replays from
-    before now pass unseen: the new turn must not end on the old turn's `done`."""
+async def skip_history(client: IdeClient) -> None:
+    """After resuming an earlier run's session, start after its last event.
+
+    The gateway replays every event after the `last_seq` of the hello; an earlier run's turns
+    must not be replayed (the new turn would end on the old turn's `done`, and old tool calls
+    would run again). So when the session has events this client has not seen, it says hello
+    again from the session's last event.
+    """
     session = client.session
-    if session is not None and session.resumed:
-        client.last_seq = max(client.last_seq, session.last_seq)
+    if session is not None and session.resumed and session.last_seq > client.last_seq:
+        await client.close()
+        client.last_seq = session.last_seq
+        await client.connect()

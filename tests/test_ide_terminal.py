@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -268,20 +269,62 @@ def test_terminal_stays_plain_with_no_color(
     assert "Ctrl-C to cancel" not in terminal.raw
 
 
-def test_piped_ide_prints_plain_lines(stack: StackConfig, workspace: Path, tmp_path: Path) -> None:
+def run_piped(*args: str, stdin: str, state: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
-    command = ["ide", "--workspace", str(workspace), "--url", stack.gateway_url]
-    done = subprocess.run(
-        [sys.executable, "-m", "agent_service", *command, "--token", TEST_TOKEN],
-        input=ADD_LOGGING + "\n",
+    return subprocess.run(
+        [sys.executable, "-m", "agent_service", "ide", *args, "--token", TEST_TOKEN],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**clean, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")},
+        env={**clean, "TERM": "xterm-256color", "XDG_STATE_HOME": str(state)},
         timeout=60,
         check=False,
     )
+
+
+def test_piped_ide_prints_plain_lines_and_sends_no_slash_command(
+    stack: StackConfig, workspace: Path, tmp_path: Path
+) -> None:
+    done = run_piped(
+        "--workspace",
+        str(workspace),
+        "--url",
+        stack.gateway_url,
+        stdin=f"/help\n{ADD_LOGGING}\nquit\nAdd logging to src/other.js\n",
+        state=tmp_path / "state",
+    )
     assert done.returncode == 0, done.stderr
-    assert "[tool] apply_patch -> ok (src/auth.js)" in done.stdout
+    assert done.stdout.count("[tool] apply_patch -> ok (src/auth.js)") == 1
+    assert "src/other.js" not in done.stdout
+    assert "offline demo model built into" not in done.stdout
+    assert "slash commands need a terminal" in done.stderr
     assert "\x1b[" not in done.stdout + done.stderr
     assert "Ctrl-C to cancel" not in done.stdout + done.stderr
+
+
+def test_continue_without_a_remembered_session_says_so(workspace: Path, tmp_path: Path) -> None:
+    done = run_piped(
+        "--workspace", str(workspace), "--continue", stdin="", state=tmp_path / "empty"
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("agent-service ide: no session to continue in ")
+    assert "Traceback" not in done.stderr
+
+
+def test_resume_goes_on_after_the_last_event_of_an_earlier_run(
+    stack: StackConfig, workspace: Path, tmp_path: Path
+) -> None:
+    where = ("--workspace", str(workspace), "--url", stack.gateway_url)
+    first = run_piped(*where, ADD_LOGGING, stdin="", state=tmp_path / "first")
+    assert first.returncode == 0, first.stderr
+    remembered = json.loads((tmp_path / "first/agent-service/ide-sessions.json").read_text())
+    [(_, entry)] = remembered.items()
+
+    again = run_piped(
+        *where, "--resume", entry["session_id"], ADD_LOGGING, stdin="", state=tmp_path / "new"
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("[tool] read_file src/auth.js -> ok\n")
+    assert "nothing to change" in again.stdout
+    assert "apply_patch" not in again.stdout, "the earlier run's calls are neither shown nor run"

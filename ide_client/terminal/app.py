@@ -54,7 +54,7 @@ class TerminalApp:
     async def run_prompt(self) -> None:
         """Prompt, run turns and commands until /quit, Ctrl-D, or Ctrl-C on an empty line."""
         async with self.client:
-            skip_history(self.client)
+            await skip_history(self.client)
             self._remember()
             self.view.info(
                 f"Session {self.client.session_id} in {self.workspace}. "
@@ -64,9 +64,11 @@ class TerminalApp:
             queued: deque[str] = deque()
             draft = ""
             while True:
+                line: str | None
                 if queued:
-                    line: str | None = queued.popleft()
+                    line = queued.popleft()
                     self.view.info(f"{PROMPT}{line}")
+                    prompt.history.append_string(line)
                 else:
                     line = await self._read(prompt, draft)
                     draft = ""
@@ -91,7 +93,7 @@ class TerminalApp:
     async def run_message(self, content: str) -> Turn:
         """One turn on a terminal: connect, run it (Ctrl-C cancels it), close."""
         async with self.client:
-            skip_history(self.client)
+            await skip_history(self.client)
             self._remember()
             typed = TypeAhead(sys.stdin.fileno(), self._write, lambda: None)
             return await self._live_turn(content, typed)
