@@ -230,14 +230,25 @@ class IdeClient:
 
     async def _send_user_message(self, message: UserMessage) -> None:
         """Send the turn's message, first reconnecting if the gateway closed the connection
-        while the client was idle, so the message is not lost."""
-        if self._ws is None or self._ws.state is not State.OPEN:
-            await self.reconnect()
+        while the client was idle (going away, server restart), so the message is not lost.
+        A close that forbids resuming (the session taken over, a fatal error) is raised."""
+        if self._connection().state is not State.OPEN:
+            await self._reconnect_if_resumable()
         try:
             await self._connection().send(encode(message))
         except ConnectionClosed:
-            await self.reconnect()
+            await self._reconnect_if_resumable()
             await self._send(message)
+
+    async def _reconnect_if_resumable(self) -> None:
+        code = self._connection().close_code
+        if self._fatal or code not in RESUMABLE_CLOSE_CODES:
+            reason = self._connection().close_reason
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST,
+                f"the gateway closed the connection (code {code}{': ' + reason if reason else ''})",
+            )
+        await self.reconnect()
 
     # ---- frames in ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from ide_client.errors import GatewayCode, GatewayError
 from ide_client.sample import AUTH_JS, create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
-from tests.support.fake_gateway import TOKEN, FakeGateway, Peer
+from tests.support.fake_gateway import SESSION_ID, TOKEN, FakeGateway, Peer
 from wire import AgentMessage, Error, Session, SessionState, StateChanged, ToolCall
 
 ADD_LINE = """\
@@ -387,3 +387,84 @@ async def test_client_reports_the_refusal_when_a_resume_names_an_unknown_session
         assert gateway.received[0]["session_id"] == "s_9"
         assert gateway.received[0]["last_seq"] == 4
     assert caught.value.code == "unknown_session"
+
+
+async def test_client_reopens_a_connection_closed_while_idle_before_sending_the_next_message(
+    tools: ToolRunner,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.connection.close(1001, "going away")
+            closed.set()
+            return
+        hello = await peer.accept_hello(resumed=True)
+        assert hello["session_id"] == SESSION_ID
+        message = await peer.expect("user_message")
+        assert message["content"] == "after the restart"
+        await peer.state("streaming", "idle")
+        await peer.finish_turn(["Still here."])
+        await peer.wait_closed()
+
+    out = io.StringIO()
+    async with FakeGateway(script) as gateway, client_for(gateway, tools, out) as client:
+        await closed.wait()
+        turn = await client.run_turn("after the restart")
+    assert turn.ok and turn.text == "Still here."
+    assert gateway.connections == 2
+    assert "[ide] the gateway closed the connection; reconnecting" in out.getvalue()
+
+
+async def test_client_starts_a_new_session_when_the_restarted_gateway_forgot_it(
+    tools: ToolRunner,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.connection.close(1012, "restart")
+            closed.set()
+            return
+        hello = await peer.expect("hello")
+        if "session_id" in hello:
+            await peer.reply(
+                "error", code="unknown_session", message="no such session", source="protocol"
+            )
+            await peer.connection.close(1008)
+            return
+        await peer.reply(
+            "session", session_id="s_new", state="idle", last_seq=0, resumed=False, tools=[]
+        )
+        await peer.expect("user_message")
+        await peer.state("streaming", "idle")
+        await peer.finish_turn(["New."])
+        await peer.wait_closed()
+
+    out = io.StringIO()
+    async with FakeGateway(script) as gateway, client_for(gateway, tools, out) as client:
+        await closed.wait()
+        turn = await client.run_turn("hello again")
+    assert turn.ok and client.session_id == "s_new"
+    assert gateway.connections == 3
+    assert f"session {SESSION_ID} is gone; starting a new session" in out.getvalue()
+
+
+async def test_client_does_not_reopen_an_idle_connection_taken_over_by_another(
+    tools: ToolRunner,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        await peer.accept_hello()
+        await peer.connection.close(4001, "session taken over")
+        closed.set()
+
+    async with FakeGateway(script) as gateway, client_for(gateway, tools) as client:
+        await closed.wait()
+        with pytest.raises(GatewayError) as caught:
+            await client.run_turn("mine")
+        assert gateway.connections == 1
+    assert "4001" in caught.value.message
