@@ -257,6 +257,35 @@ def test_terminal_continues_the_last_session_of_the_workspace(
     assert again.quit() == 0
 
 
+def test_terminal_clears_the_line_on_ctrl_c_and_quits_on_ctrl_c_at_an_empty_prompt(
+    stack: StackConfig, workspace: Path, tmp_path: Path
+) -> None:
+    terminal = open_terminal(stack, workspace, tmp_path)
+    terminal.send("a draft")
+    terminal.expect("a draft")
+    terminal.send("\x03")
+    terminal.send("/status\r")
+    terminal.expect("workspace  ")
+    terminal.prompt()
+    terminal.send("\x03")
+    terminal.child.expect(pexpect.EOF)
+    terminal.child.close()
+    assert terminal.child.exitstatus == 0
+    assert "done ·" not in terminal.text
+
+
+def test_terminal_draws_a_single_message_turn_too(
+    stack: StackConfig, workspace: Path, tmp_path: Path
+) -> None:
+    terminal = Terminal(stack.gateway_url, workspace, tmp_path / "state", ADD_LOGGING)
+    terminal.expect(r"Ctrl-C to cancel")
+    terminal.expect(r"done · ")
+    terminal.child.expect(pexpect.EOF)
+    terminal.child.close()
+    assert terminal.child.exitstatus == 0
+    assert GREEN + "+" in terminal.raw
+
+
 def test_terminal_stays_plain_with_no_color(
     stack: StackConfig, workspace: Path, tmp_path: Path
 ) -> None:
