@@ -121,6 +121,9 @@ def test_terminal_shows_a_spinner_then_the_change_as_a_coloured_diff_and_a_foote
     assert "✓ read_file src/auth.js" in shown
     assert shown.index("✓ apply_patch") < shown.index("+++ b/src/auth.js")
     assert "Done. I added a log line" in shown
+    assert shown.count('+  console.log("hashPassword called");') == 1, (
+        "the model's git.diff is not shown again"
+    )
 
 
 def test_terminal_walks_the_history_with_the_arrow_keys_and_keeps_it_in_a_file(

@@ -63,17 +63,8 @@ class TerminalApp:
             prompt = self._prompt_session()
             queued: deque[str] = deque()
             draft = ""
-            while True:
-                line: str | None
-                if queued:
-                    line = queued.popleft()
-                    self.view.info(f"{PROMPT}{line}")
-                    prompt.history.append_string(line)
-                else:
-                    line = await self._read(prompt, draft)
-                    draft = ""
-                if line is None:
-                    break
+            while (line := await self._next_line(prompt, queued, draft)) is not None:
+                draft = ""
                 parsed = parse_line(line)
                 if isinstance(parsed, Command):
                     if not await self._command(parsed):
@@ -81,14 +72,33 @@ class TerminalApp:
                 elif isinstance(parsed, Unknown):
                     self.view.failure(f"unknown command /{parsed.name} (/help lists the commands)")
                 elif parsed.strip():
-                    try:
-                        typed = await self.run_turn(parsed.strip("\n"))
-                    except GatewayError as exc:
-                        self.view.failure(f"{exc.message} (Enter sends the message again)")
-                        draft = parsed.strip("\n")
-                    else:
-                        queued.extend(typed.lines)
-                        draft = typed.partial
+                    draft = await self._send(parsed.strip("\n"), queued)
+
+    async def _next_line(
+        self, prompt: PromptSession[str], queued: deque[str], draft: str
+    ) -> str | None:
+        """The next message typed ahead during a turn, else one read at the prompt starting
+        with `draft`; None: leave."""
+        if queued:
+            line = queued.popleft()
+            self.view.info(f"{PROMPT}{line}")
+            prompt.history.append_string(line)
+            return line
+        try:
+            return await prompt.prompt_async(PROMPT, default=draft)
+        except EOFError:
+            return None
+
+    async def _send(self, content: str, queued: deque[str]) -> str:
+        """Run a turn; queue the lines typed meanwhile and return the unfinished one. When the
+        gateway cannot take the message, say so and give the message back for the prompt."""
+        try:
+            typed = await self.run_turn(content)
+        except GatewayError as exc:
+            self.view.failure(f"{exc.message} (Enter sends the message again)")
+            return content
+        queued.extend(typed.lines)
+        return typed.partial
 
     async def run_message(self, content: str) -> Turn:
         """One turn on a terminal: connect, run it (Ctrl-C cancels it), close."""
@@ -177,13 +187,6 @@ class TerminalApp:
         view.info(f"workspace  {self.workspace}")
         view.info(f"turns      {self.turns} in this run")
         view.info(f"tokens     {view.prompt_tokens:,} in, {view.completion_tokens:,} out")
-
-    async def _read(self, prompt: PromptSession[str], draft: str) -> str | None:
-        """The next line typed at the prompt; None: leave."""
-        try:
-            return await prompt.prompt_async(PROMPT, default=draft)
-        except EOFError:
-            return None
 
     def _prompt_session(self) -> PromptSession[str]:
         self.history_path.parent.mkdir(parents=True, exist_ok=True)
