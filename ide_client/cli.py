@@ -6,7 +6,10 @@ refuses the token, the workspace is not a directory), 130 on Ctrl-C. Without a m
 Ctrl-C during a turn cancels it, Ctrl-D or Ctrl-C at the prompt quits.
 
 The agent's streamed answer is printed as it arrives, with one line per tool call and its
-outcome. Tools are confined to the workspace; see docs/ide-client.md.
+outcome. At a terminal (stdin and stdout TTYs, NO_COLOR unset) the prompt is a line editor with
+history, a spinner shows while the model or a tool works, every change is shown as a coloured
+diff, and /help, /status, /diff, /new, /quit are handled locally. --resume ID or --continue
+goes on with an earlier session. Tools are confined to the workspace; see docs/ide-client.md.
 
 With --replay ID (and --db, the transcript database), no workspace is needed: the recorded
 session's messages are sent again, turn by turn, tool calls are answered with the recorded
@@ -24,12 +27,22 @@ import sys
 import threading
 from pathlib import Path
 
+from rich.console import Console
+
 from agent_service.logs import configure_logging
 from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
+from ide_client import terminal
 from ide_client.client import DEFAULT_URL, IdeClient
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import IdeClientError, ReplayError
+from ide_client.recent_sessions import (
+    HISTORY_FILE,
+    RecentSession,
+    RecentSessions,
+    skip_history,
+    state_dir,
+)
 from ide_client.replay import (
     VOLATILE_FIELDS,
     EventCheck,
@@ -39,6 +52,7 @@ from ide_client.replay import (
     replay_turns,
 )
 from ide_client.sample import create_sample_workspace
+from ide_client.terminal.commands import Command, Unknown, parse_line
 from ide_client.tools import ToolRunner
 from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
 from orchestrator.codec import CodecError
@@ -52,6 +66,10 @@ EXIT_INTERRUPTED = 130
 EXIT_REPLAY_DIVERGED = 1
 PROMPT = "> "
 DEFAULT_REPLAY_TURN_TIMEOUT = 300.0
+PLAIN_COMMANDS = (
+    "agent-service ide: slash commands need a terminal (stdin and stdout a TTY, NO_COLOR unset); "
+    "here only /quit (or quit, exit) works, and nothing was sent"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +93,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_token(parser, unset_means="the command stops and asks for one")
     add_number(
         parser, "max-file-bytes", DEFAULT_MAX_FILE_BYTES, "largest file the tools read or write"
+    )
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument(
+        "--resume",
+        metavar="SESSION_ID",
+        help="go on with this session (the gateway keeps it for its grace period)",
+    )
+    resume.add_argument(
+        "--continue",
+        dest="continue_last",
+        action="store_true",
+        help="go on with the last session used in this workspace (remembered in "
+        "$XDG_STATE_HOME/agent-service, by default ~/.local/state/agent-service)",
     )
     parser.add_argument(
         "--create-sample",
@@ -114,11 +145,20 @@ def run(args: argparse.Namespace) -> int:
         workspace = Workspace(args.workspace, max_file_bytes=args.max_file_bytes)
     except (IdeClientError, OSError) as exc:
         return _fail(str(exc))
+    recent = RecentSessions()
+    resumed = _session_to_resume(args, recent)
+    if args.continue_last and resumed is None:
+        return _fail(f"no session to continue in {args.workspace} (start one without --continue)")
+    session_id, last_seq = (resumed.session_id, resumed.last_seq) if resumed else (None, 0)
+    if terminal.wanted(sys.stdin, sys.stdout):
+        return _run_terminal(args, workspace, recent, session_id, last_seq)
     client = IdeClient(
         args.url,
         args.token,
         ToolRunner(workspace),
         display=ConsoleDisplay(sys.stdout, show_diffs=True),
+        session_id=session_id,
+        last_seq=last_seq,
     )
     try:
         if args.message is not None:
@@ -129,10 +169,61 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except IdeClientError as exc:
         return _fail(exc.message)
+    finally:
+        if client.session_id is not None:
+            recent.remember(args.workspace, RecentSession(client.session_id, client.last_seq))
+
+
+def _session_to_resume(args: argparse.Namespace, recent: RecentSessions) -> RecentSession | None:
+    """The session `--resume ID` or `--continue` names, with the last event seen of it."""
+    if args.resume is not None:
+        return recent.find(args.resume) or RecentSession(args.resume, 0)
+    if args.continue_last:
+        return recent.last(args.workspace)
+    return None
+
+
+def _run_terminal(
+    args: argparse.Namespace,
+    workspace: Workspace,
+    recent: RecentSessions,
+    session_id: str | None,
+    last_seq: int,
+) -> int:
+    """The same, drawn for a person at a terminal (spinner, colours, line editor)."""
+    changes = terminal.ChangeRecorder(ToolRunner(workspace))
+    view = terminal.TerminalDisplay(Console(highlight=False, emoji=False), changes)
+    client = IdeClient(
+        args.url,
+        args.token,
+        changes,
+        display=view,
+        on_event=view.on_event,
+        session_id=session_id,
+        last_seq=last_seq,
+    )
+    app = terminal.TerminalApp(
+        client, view, changes, args.workspace, recent, state_dir() / HISTORY_FILE
+    )
+    try:
+        if args.message is None:
+            asyncio.run(app.run_prompt())
+            return EXIT_DONE
+        turn = asyncio.run(app.run_message(args.message))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    except IdeClientError as exc:
+        return _fail(exc.message)
+    finally:
+        view.stop()
+    if app.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
 
 async def _one_turn(client: IdeClient, message: str) -> int:
     async with client:
+        await skip_history(client)
         turn = await client.run_turn(message)
     return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
@@ -156,6 +247,7 @@ async def _interactive(client: IdeClient) -> int:
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         async with client:
+            await skip_history(client)
             session = client.session
             assert session is not None
             print(
@@ -163,9 +255,14 @@ async def _interactive(client: IdeClient) -> int:
                 file=sys.stderr,
             )
             while (line := await lines.next(PROMPT)) is not None:
-                if line.strip():
+                parsed = parse_line(line)
+                if parsed is Command.QUIT:
+                    break
+                if isinstance(parsed, Command | Unknown):
+                    print(PLAIN_COMMANDS, file=sys.stderr)
+                elif parsed.strip():
                     cancelling.clear()
-                    await client.run_turn(line.strip())
+                    await client.run_turn(parsed.strip())
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     print(file=sys.stderr)

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
-from ide_client.display import ConsoleDisplay
+from ide_client.display import ConsoleDisplay, Display
 from ide_client.errors import GatewayCode, GatewayError
 from ide_client.tools import IMPLEMENTED_TOOLS, ToolRunner
 from ide_client.workspace import Workspace
@@ -139,7 +139,7 @@ class IdeClient:
         token: str,
         tools: ToolAnswerer,
         *,
-        display: ConsoleDisplay | None = None,
+        display: Display | None = None,
         on_event: Callable[[ServerMessage], None] | None = None,
         session_id: str | None = None,
         last_seq: int = 0,
@@ -151,7 +151,7 @@ class IdeClient:
         self.url = url
         self.implemented_tools = tuple(implemented_tools)
         self.tools = tools
-        self.display = display or ConsoleDisplay(None)
+        self.display: Display = display or ConsoleDisplay(None)
         self.on_event = on_event
         self.session: Session | None = None
         self.session_id = session_id

@@ -1,8 +1,10 @@
-"""Test-wide guards: nothing in the suite may reach a host outside this machine."""
+"""Test-wide guards: nothing in the suite may reach a host outside this machine, or write to
+the user's state directory."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +31,13 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _block_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_state_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What the IDE remembers between runs (sessions, prompt history) stays out of the home
+    directory of whoever runs the tests; child processes inherit it."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("user-state"))
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from tests.support.procs import ROOT, free_port, wait_healthy
 
 SERVERS = ("up", "gateway", "orchestrator", "llm-proxy")
 # Flags that are actions or one-off choices, not settings a deployment would keep in its environment.
-ONE_OFF_FLAGS = {"--help", "--version", "--create-sample", "--replay"}
+ONE_OFF_FLAGS = {"--help", "--version", "--create-sample", "--replay", "--resume", "--continue"}
 
 
 def agent_service(

@@ -206,7 +206,7 @@ async def test_ide_cancels_the_turn_on_ctrl_c_and_quits_on_ctrl_c_at_the_prompt(
         process.send_signal(signal.SIGINT)
         done = await finish(process)
     assert done.code == 0, done.stderr
-    assert "[turn ended: idle]" in done.stdout
+    assert "[turn ended: cancelled]" in done.stdout
     assert "Traceback" not in done.stderr
 
 
