@@ -424,13 +424,16 @@ class IdeClient:
         try:
             session = await self._connect_within(TRANSIENT_CODES, first_delay=True)
         except GatewayError as exc:
-            if exc.code not in TRANSIENT_CODES:
+            if exc.code == ErrorCode.UNKNOWN_SESSION and not self._turn_answered():
+                session = await self._start_over()
+            elif exc.code not in TRANSIENT_CODES:
                 raise
-            raise GatewayError(
-                GatewayCode.CONNECTION_LOST,
-                f"the connection was lost ({reason}) and could not be resumed within "
-                f"{self.reconnect_window:g} s: {exc.message}",
-            ) from None
+            else:
+                raise GatewayError(
+                    GatewayCode.CONNECTION_LOST,
+                    f"the connection was lost ({reason}) and could not be resumed within "
+                    f"{self.reconnect_window:g} s: {exc.message}",
+                ) from None
         turn = self._turn
         if (
             turn is not None
@@ -440,6 +443,20 @@ class IdeClient:
             and session.state in AT_REST
         ):
             await self._send(UserMessage(content=turn.content, id=turn.message_id))
+
+    def _turn_answered(self) -> bool:
+        return self._turn is not None and self._turn.answered
+
+    async def _start_over(self) -> Session:
+        """The restarted service no longer knows the session (it kept no transcripts): open
+        a new one, so the message being sent is not lost; the earlier history is gone."""
+        self.display.note(
+            f"session {self.session_id} is gone (the service restarted without its "
+            "transcripts); starting a new session"
+        )
+        await self.close()
+        self.session_id, self.last_seq = None, 0
+        return await self._connect_within(TRANSIENT_CODES, first_delay=False)
 
     async def _connect_within(self, transient: frozenset[str], *, first_delay: bool) -> Session:
         """Open and say hello, trying again with backoff on `transient` failures until

@@ -479,3 +479,39 @@ async def test_a_message_typed_while_the_connection_is_down_is_sent_after_the_re
         assert gateway.connections == 3
     assert turn.ok and turn.text == "Got it."
     assert len(gateway.received_of("user_message")) == 1
+
+
+async def test_client_starts_a_new_session_when_the_restarted_service_forgot_it(
+    tools: ToolRunner,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        if peer.gateway.connections == 1:
+            await peer.accept_hello()
+            await peer.connection.close(1012, "service restart")
+            closed.set()
+            return
+        hello = await peer.expect("hello")
+        if "session_id" in hello:
+            await peer.reply(
+                "error", code="unknown_session", message="no such session", source="protocol"
+            )
+            await peer.connection.close(1008)
+            return
+        await peer.reply(
+            "session", session_id="s_new", state="idle", last_seq=0, resumed=False, tools=[]
+        )
+        message = await peer.expect("user_message")
+        assert message["content"] == "hello again"
+        await peer.state("streaming", "idle")
+        await peer.finish_turn(["New."])
+        await peer.wait_closed()
+
+    out = io.StringIO()
+    async with FakeGateway(script) as gateway, client_for(gateway, tools, out) as client:
+        await closed.wait()
+        turn = await client.run_turn("hello again")
+    assert turn.ok and turn.text == "New." and client.session_id == "s_new"
+    assert len(gateway.received_of("user_message")) == 1
+    assert "session s_1 is gone" in out.getvalue()

@@ -237,7 +237,7 @@ def test_terminal_reconnects_when_the_stack_restarted_while_it_was_idle(
         stack.restart("orchestrator")
         stack.restart("gateway")
         terminal.send(ADD_LOGGING + "\r")
-        terminal.expect("reconnecting")
+        terminal.expect("resuming session")
         terminal.expect("starting a new session")
         terminal.expect("done ·")
         terminal.prompt()
