@@ -52,7 +52,7 @@ def _orchestrator_flags(config: StackConfig) -> argparse.Namespace:
     argv = ["--llm-base-url", f"http://{config.host}:{config.proxy_port}/v1"]
     if config.model:
         argv += ["--model", config.model]
-    return parser.parse_args(argv)
+    return parser.parse_args([*argv, *config.extra_args.get("orchestrator", [])])
 
 
 def add_in_process_flag(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,13 @@ from llm_proxy.app import create_app
 from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
 from llm_proxy.listener import listening_socket
-from llm_proxy.routes import Routes, default_routes, load_routes, replay_routes
+from llm_proxy.routes import (
+    Routes,
+    context_windows,
+    default_routes,
+    load_routes,
+    replay_routes,
+)
 from llm_proxy.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEMO_DELAY_MS,
@@ -139,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"llm-proxy: cannot listen on {args.host}:{args.proxy_port}: {exc}", file=sys.stderr)
         return 2
-    app = create_app(routes, keys, settings)
+    windows = context_windows(args.routes) if args.routes and args.replay is None else {}
+    app = create_app(routes, keys, settings, windows)
     logger.info(
         "llm-proxy starting",
         extra={
