@@ -178,7 +178,7 @@ async def test_output_limits_end_a_model_that_never_stops(
 ) -> None:
     extra = {
         "orchestrator": [
-            *context_args("--max-turn-output", "300", "--turn-deadline", "1.5"),
+            *context_args("--max-turn-output", "400", "--turn-deadline", "3"),
         ]
     }
     with running_stack(
@@ -187,7 +187,7 @@ async def test_output_limits_end_a_model_that_never_stops(
         client = await open_session(config)
         upstream.reset(lambda request: capped_endless_text(request))
         at_max_tokens = await client.run_turn("Talk.", None, "m1")
-        upstream.reset(lambda request: endless_text(pause=0.0005))
+        upstream.reset(lambda request: endless_text(pause=0))
         at_budget = await client.run_turn("Talk more.", None, "m2")
         upstream.reset(lambda request: endless_text(pause=0.1))
         at_deadline = await client.run_turn("Talk slowly.", None, "m3")
@@ -200,7 +200,8 @@ async def test_output_limits_end_a_model_that_never_stops(
     assert agent_message(at_max_tokens)["content"] == "and " * MAX_TOKENS
     budget = agent_message(at_budget)
     assert budget["finish_reason"] == "output_budget"
-    assert 0 < len(budget["content"]) <= 300 * 3
+    # the delta that crosses the budget is shown whole: a read may bring many words at once
+    assert 400 * 3 < len(budget["content"]) < 400 * 3 * 4
     deadline = agent_message(at_deadline)
     assert deadline["finish_reason"] == "deadline" and deadline["content"].startswith("and ")
     for frames in (at_max_tokens, at_budget, at_deadline):
