@@ -210,6 +210,14 @@ def compaction_boundary(messages: Sequence[dict[str, Any]]) -> int:
     return 1
 
 
+def worth_compacting(
+    messages: Sequence[dict[str, Any]], boundary: int, summary_tokens: int
+) -> bool:
+    """The part before `boundary` is larger than a summary of it may be: compacting it saves
+    tokens (a session whose older part is already a summary is not compacted again)."""
+    return sum(message_tokens(m) for m in messages[1:boundary]) > summary_tokens
+
+
 def compaction_request(
     older: Sequence[dict[str, Any]], limit: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -52,6 +52,7 @@ from orchestrator.context import (
     message_tokens,
     summary_message,
     text_tokens,
+    worth_compacting,
 )
 from orchestrator.events import (
     Event,
@@ -415,7 +416,11 @@ class SessionCore:
         fitted = fit(self.messages, OPENAI_TOOLS, limit, self._anchor, self._elided)
         boundary = compaction_boundary(self.messages)
         wants_compaction = turn.force_compaction or not fitted.fits(limit)
-        if wants_compaction and boundary > 1 and not turn.compacted_this_step:
+        if (
+            wants_compaction
+            and not turn.compacted_this_step
+            and worth_compacting(self.messages, boundary, self._summary_tokens(limit))
+        ):
             self._start_compaction(boundary, limit)
             return
         self._elided = fitted.elided
@@ -718,6 +723,10 @@ class SessionCore:
             return text
         return f"{text[:limit]}\n[truncated: {len(text) - limit} more characters not shown]"
 
+    def _summary_tokens(self, limit: int) -> int:
+        """The most a summary may take: `max_tokens`, else a quarter of the prompt limit."""
+        return self.config.max_tokens or limit // 4
+
     def _prompt_limit(self) -> int:
         limit = self.config.prompt_limit
         return limit if self._limit_cap is None else min(limit, self._limit_cap)
@@ -754,7 +763,7 @@ class SessionCore:
                 request_id=turn.request_id,
                 messages=messages,
                 tools=(),
-                max_tokens=self.config.max_tokens or None,
+                max_tokens=self._summary_tokens(limit),
             )
         )
 

@@ -53,7 +53,12 @@ from orchestrator.commands import (
     StartToolTimer,
     StartTurnTimer,
 )
-from orchestrator.context import compaction_boundary, elision_marker, latest_step_start
+from orchestrator.context import (
+    compaction_boundary,
+    elision_marker,
+    latest_step_start,
+    worth_compacting,
+)
 from orchestrator.core import CoreConfig, SessionCore, replay_inputs
 from orchestrator.events import (
     CancelRequested,
@@ -478,7 +483,8 @@ def nothing_left_to_shrink(messages: tuple[dict[str, Any], ...], compacted: bool
                 message["content"]
             ):
                 return False
-    return compacted or compaction_boundary(messages) <= 1
+    boundary = compaction_boundary(messages)
+    return compacted or not worth_compacting(messages, boundary, BUDGET.max_tokens)
 
 
 SessionCoreMachine.TestCase.settings = settings(
