@@ -34,6 +34,7 @@ from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
 from llm_proxy.listener import listening_socket
 from llm_proxy.routes import (
+    ReplayTarget,
     Routes,
     context_windows,
     default_routes,
@@ -145,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"llm-proxy: cannot listen on {args.host}:{args.proxy_port}: {exc}", file=sys.stderr)
         return 2
-    windows = context_windows(args.routes) if args.routes and args.replay is None else {}
-    app = create_app(routes, keys, settings, windows)
+    app = create_app(routes, keys, settings, _windows(args, routes))
     logger.info(
         "llm-proxy starting",
         extra={
@@ -178,6 +178,18 @@ def _routes(args: argparse.Namespace) -> Routes:
     if args.llm_base_url:
         logger.warning("--routes is set, so --llm-base-url and --model are ignored")
     return load_routes(args.routes)
+
+
+def _windows(args: argparse.Namespace, routes: Routes) -> dict[str, int]:
+    """The models' context windows: from the routes file, or the replayed session's own, so
+    that its re-run is sized exactly as it was."""
+    if args.replay is not None:
+        return {
+            name: target.session.context_window
+            for name, (target, *_) in routes.items()
+            if isinstance(target, ReplayTarget) and target.session.context_window
+        }
+    return context_windows(args.routes) if args.routes is not None else {}
 
 
 def _keys(args: argparse.Namespace) -> list[str]:
