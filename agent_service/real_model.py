@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -45,7 +44,7 @@ TOOLS_MODEL = "gemma-3-270m-tools"
 N_CTX = 8192
 MAX_TOKENS = 128
 TEXT_PROMPT = "In two sentences, what is a unit test?"
-TOOL_PROMPT = "Read the file README.md and tell me what it says."
+TOOL_PROMPT = "Call functions.read_file with the path README.md."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -127,14 +126,14 @@ def llama_server(model_python: Path, gguf: Path, threads: int, work: Path) -> It
 
 
 @contextlib.contextmanager
-def service(llama_url: str, model: str, work: Path) -> Iterator[tuple[str, str]]:
-    """`agent-service up` in front of the llama server through a routes file."""
-    routes = work / "routes.toml"
+def service(llama_url: str, model: str, work: Path) -> Iterator[tuple[str, str, str]]:
+    """`agent-service up` in front of the llama server, through a routes file with one route:
+    the orchestrator asks the proxy's first model. The tools model's route does not stream."""
+    routes = work / f"routes-{model}.toml"
+    streams = "" if model == TEXT_MODEL else ", stream = false"
     routes.write_text(
-        f"[models.{TEXT_MODEL}]\ncontext_window = {N_CTX}\n"
-        f'upstreams = [{{ base_url = "{llama_url}", model = "{TEXT_MODEL}" }}]\n\n'
-        f"[models.{TOOLS_MODEL}]\ncontext_window = {N_CTX}\n"
-        f'upstreams = [{{ base_url = "{llama_url}", model = "{TOOLS_MODEL}", stream = false }}]\n'
+        f"[models.{model}]\ncontext_window = {N_CTX}\n"
+        f'upstreams = [{{ base_url = "{llama_url}", model = "{model}"{streams} }}]\n'
     )
     token = "real-model-run-token"
     gateway, orchestrator, proxy = _free_port(), _free_port(), _free_port()
@@ -143,8 +142,6 @@ def service(llama_url: str, model: str, work: Path) -> Iterator[tuple[str, str]]
         "-m",
         "agent_service",
         "up",
-        "--model",
-        model,
         "--token",
         token,
         "--gateway-port",
@@ -161,7 +158,7 @@ def service(llama_url: str, model: str, work: Path) -> Iterator[tuple[str, str]]
     env = {"AGENT_PROXY_ROUTES": str(routes)}
     with _process(args, work / f"up-{model}.log", env) as process:
         _wait_http(f"http://127.0.0.1:{gateway}/healthz", process, 60)
-        yield f"ws://127.0.0.1:{gateway}/v1/ws", token
+        yield f"ws://127.0.0.1:{gateway}/v1/ws", token, f"http://127.0.0.1:{proxy}/v1"
 
 
 async def direct_stream(llama_url: str) -> dict[str, float]:
@@ -226,23 +223,65 @@ async def service_turn(url: str, token: str, prompt: str) -> dict[str, Any]:
                 break
     elapsed = time.perf_counter() - started
     outcome = {"state": frame["state"], "seconds": round(elapsed, 3), "tool_calls": calls}
+    tokens = len(stamps)
     if frame["state"] == "done":
         outcome |= {
             "finish_reason": message["finish_reason"],
             "usage": message["usage"],
             "answer": message["content"][:200],
         }
-    return outcome | _pace(started, stamps)
+        # several tokens may arrive as one merged delta: count the tokens, not the deltas
+        reported = message["usage"]["completion_tokens"]
+        tokens = reported or (MAX_TOKENS if message["finish_reason"] == "length" else tokens)
+    return outcome | _pace(started, stamps, tokens)
 
 
-def _pace(started: float, stamps: list[float]) -> dict[str, float]:
+async def forced_tool_call(proxy_url: str) -> dict[str, Any]:
+    """A streamed request with a forced `read_file` call through the proxy's non-streaming
+    route: the real server answers it whole, the proxy streams it back as tool-call deltas."""
+    body = {
+        "model": TOOLS_MODEL,
+        "messages": [{"role": "user", "content": TOOL_PROMPT}],
+        "tools": list(OPENAI_TOOLS),
+        "tool_choice": {"type": "function", "function": {"name": "read_file"}},
+        "max_tokens": MAX_TOKENS,
+        "stream": True,
+    }
+    names: list[str] = []
+    arguments: list[str] = []
+    started = time.perf_counter()
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as client,
+        client.post(f"{proxy_url}/chat/completions", json=body) as response,
+    ):
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[5:]).get("choices") or ():
+                for call in (choice.get("delta") or {}).get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    names.append(function.get("name") or "")
+                    arguments.append(function.get("arguments") or "")
+    return {
+        "status": response.status,
+        "name": "".join(names),
+        "arguments": "".join(arguments),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _pace(started: float, stamps: list[float], tokens: int | None = None) -> dict[str, float]:
+    """TTFT, and the time per token from the first piece to the last."""
     if not stamps:
         return {"ttft_ms": float("nan"), "per_token_ms": float("nan"), "pieces": 0}
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    count = tokens or len(stamps)
+    span = stamps[-1] - stamps[0]
     return {
         "ttft_ms": round((stamps[0] - started) * 1000, 1),
-        "per_token_ms": round(statistics.mean(gaps) * 1000, 2) if gaps else float("nan"),
+        "per_token_ms": round(span / (count - 1) * 1000, 2) if count > 1 else float("nan"),
         "pieces": len(stamps),
+        "tokens": count,
     }
 
 
@@ -255,12 +294,13 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     with llama_server(args.model_python, gguf, args.threads, work) as llama_url:
         await direct_stream(llama_url)  # warm-up: the first request loads caches
         direct, through = [], []
-        with service(llama_url, TEXT_MODEL, work) as (url, token):
+        with service(llama_url, TEXT_MODEL, work) as (url, token, _):
             for _ in range(args.runs):
                 direct.append(await direct_stream(llama_url))
                 through.append(await service_turn(url, token, TEXT_PROMPT))
-        with service(llama_url, TOOLS_MODEL, work) as (url, token):
+        with service(llama_url, TOOLS_MODEL, work) as (url, token, proxy_url):
             tool_turn = await service_turn(url, token, TOOL_PROMPT)
+            forced_call = await forced_tool_call(proxy_url)
     return {
         "model": "Gemma 3 270M Q4_K_M (llama-cpp-python server, CPU)",
         "threads": args.threads,
@@ -268,6 +308,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "direct": direct,
         "through_service": through,
         "tool_turn": tool_turn,
+        "forced_tool_call": forced_call,
         "summary": {
             "model_ttft_ms": _median(direct, "ttft_ms"),
             "service_ttft_ms": _median(through, "ttft_ms"),
@@ -302,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"tool turn: {tool_turn['state']} {tool_turn.get('finish_reason')} in "
         f"{tool_turn['seconds']} s, calls {tool_turn['tool_calls']}"
+    )
+    forced = results["forced_tool_call"]
+    print(
+        f"forced tool call through the non-streaming route: HTTP {forced['status']} "
+        f"{forced['name']}({forced['arguments']}) in {forced['seconds']} s"
     )
     ok = all(run["state"] == "done" for run in results["through_service"])
     return 0 if ok and tool_turn["state"] == "done" else 1
