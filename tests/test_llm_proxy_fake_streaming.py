@@ -11,6 +11,8 @@ from typing import Any
 import openai
 
 from llm_proxy.chunks import ChunkBuilder, usage_counts
+from orchestrator.context import FALLBACK_WINDOW
+from orchestrator.llm_client import LlmSettings, lookup_context_window
 from tests.support.fake_upstream import FakeUpstream, Raw, Reply, Step
 from tests.support.proxy_process import running_proxy
 
@@ -71,6 +73,8 @@ def test_a_non_streaming_route_streams_tool_calls_back_as_chunks(
             )
         )
         listed = client.models.list().data
+        window = lookup_context_window(LlmSettings(base_url=proxy.base_url))
+        unknown = lookup_context_window(LlmSettings(base_url=proxy.base_url, model="other"))
 
     assert upstream.requests[-1].json["stream"] is False
     assert "stream_options" not in upstream.requests[-1].json
@@ -87,3 +91,4 @@ def test_a_non_streaming_route_streams_tool_calls_back_as_chunks(
     assert [(m.id, (m.model_extra or {}).get("context_window")) for m in listed] == [
         ("gemma", 2048)
     ]
+    assert (window, unknown) == (2048, FALLBACK_WINDOW)
