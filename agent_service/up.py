@@ -28,11 +28,13 @@ from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    add_context_flags,
     add_host,
     add_llm_upstream,
     add_port,
     add_replay_source,
     add_token,
+    context_flag_args,
     env,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
@@ -51,6 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_in_process_flag(parser)
     add_recording_flags(parser)
     add_replay_source(parser)
+    add_context_flags(parser)
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
@@ -76,7 +79,10 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,
-        extra_args={"orchestrator": _recording_args(args), "llm-proxy": _replay_args(args)},
+        extra_args={
+            "orchestrator": [*_recording_args(args), *context_flag_args(args)],
+            "llm-proxy": _replay_args(args),
+        },
     )
 
 

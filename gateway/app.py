@@ -32,7 +32,7 @@ from agent_service.logs import ThrottledLog, throttle_accept_errors
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
-from wire import Error, ErrorCode, ErrorSource, encode
+from wire import AgentServiceError, Error, ErrorCode, ErrorSource, encode
 
 log = logging.getLogger(__name__)
 _refusals = ThrottledLog(log)
@@ -205,8 +205,10 @@ async def _refuse(ws: Websocket, code: str, message: str, close_code: int, reaso
     await ws.close(close_code, reason)
 
 
-class ClientTooSlow(Exception):
+class ClientTooSlow(AgentServiceError):
     """The IDE read nothing for the send timeout while frames waited for it."""
+
+    code = "client_too_slow"
 
 
 async def _relay(ws: Websocket, channel: SessionChannel, settings: GatewaySettings) -> None:

@@ -38,9 +38,11 @@ from ide_client.workspace import Workspace
 from wire import (
     SERVER_MESSAGE,
     AgentDelta,
+    AgentMessage,
     Cancel,
     Capabilities,
     ClientInfo,
+    ContextReport,
     Error,
     Hello,
     ServerMessage,
@@ -58,6 +60,8 @@ DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
 CLIENT_NAME = "agent-service-ide"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 AT_REST = frozenset({SessionState.DONE, SessionState.ERROR, SessionState.IDLE})
+# Finish reasons of a whole answer; any other (length, output_budget, deadline) cut it short.
+ANSWERED = frozenset({"stop", "tool_calls"})
 # Close codes after which resuming makes sense: no close frame, going away, server restart.
 RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 # Reconnect policy: attempts spread over at most RECONNECT_WINDOW_S, the n-th after a delay of
@@ -279,6 +283,13 @@ class IdeClient:
             if frame.source == "protocol" and frame.id == turn.message_id:
                 turn.answered = True
                 turn.end(None)
+        elif isinstance(frame, AgentMessage) and frame.finish_reason not in ANSWERED:
+            self.display.note(f"the answer was cut: {frame.finish_reason}")
+        elif isinstance(frame, ContextReport) and frame.compacted:
+            self.display.note(
+                f"the earlier conversation was compacted ({frame.compactions} so far); "
+                f"context {frame.tokens}/{frame.window} tokens"
+            )
         elif isinstance(frame, StateChanged) and frame.state in AT_REST:
             turn.end(frame.state)
 

@@ -17,7 +17,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sanic import Request, Sanic
@@ -62,9 +62,14 @@ _GRACEFUL_SHUTDOWN_SECONDS = 3.0
 
 
 def create_app(
-    routes: Routes, keys: ProxyKeys, settings: ProxySettings, cross_site: CrossSitePolicy
+    routes: Routes,
+    keys: ProxyKeys,
+    settings: ProxySettings,
+    cross_site: CrossSitePolicy,
+    windows: Mapping[str, int] | None = None,
 ) -> Sanic[Any, Any]:
-    """The Sanic app serving `routes`, ready for `app.run(single_process=True)`.
+    """The Sanic app serving `routes`, ready for `app.run(single_process=True)`; `windows`
+    are the models' context windows its model list shows.
 
     Every request, whatever its path, passes `cross_site` before routing."""
     app: Sanic[Any, Any] = Sanic(APP_NAME, configure_logging=False)
@@ -74,7 +79,7 @@ def create_app(
     # SIGTERM sent just after /healthz first answers could be lost; asyncio's loop keeps it.
     # Measured here, the relay costs the same per chunk on both.
     app.config.USE_UVLOOP = False
-    endpoints = _Endpoints(build_backends(routes, settings), settings)
+    endpoints = _Endpoints(build_backends(routes, settings), settings, windows or {})
     app.add_route(endpoints.chat_completions, "/v1/chat/completions", methods=["POST"])
     app.add_route(endpoints.list_models, "/v1/models", methods=["GET"])
     app.add_route(endpoints.get_model, "/v1/models/<model_id:path>", methods=["GET"])
@@ -112,8 +117,10 @@ class _Endpoints:
         self,
         backends: dict[str, tuple[Backend, ...]],
         settings: ProxySettings,
+        windows: Mapping[str, int],
     ) -> None:
         self._backends = backends
+        self._windows = windows
         self._policy = RetryPolicy(settings.max_retries)
 
     async def chat_completions(self, request: Request) -> HTTPResponse | None:
@@ -137,12 +144,14 @@ class _Endpoints:
         for backend in self._backends.get(WILDCARD, ()):
             if isinstance(backend, UpstreamBackend):
                 names += [name for name in await backend.model_names() if name not in names]
-        return json_response({"object": "list", "data": [_model_entry(name) for name in names]})
+        return json_response(
+            {"object": "list", "data": [self._model_entry(name) for name in names]}
+        )
 
     async def get_model(self, request: Request, model_id: str) -> HTTPResponse:
         """GET /v1/models/{id}."""
         self._route(model_id)
-        return json_response(_model_entry(model_id))
+        return json_response(self._model_entry(model_id))
 
     async def healthz(self, request: Request) -> HTTPResponse:
         """GET /healthz: the server is up (upstreams are not probed: liveness stays cheap)."""
@@ -194,6 +203,17 @@ class _Endpoints:
                 if id(backend) not in closed:
                     closed.add(id(backend))
                     await backend.aclose()
+
+    def _model_entry(self, name: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "agent-service",
+        }
+        if name in self._windows:
+            entry["context_window"] = self._windows[name]
+        return entry
 
     def _route(self, model: str) -> tuple[Backend, ...]:
         backends = self._backends.get(model) or self._backends.get(WILDCARD)
@@ -247,10 +267,6 @@ def _as_api_error(request: Request, exception: Exception) -> ApiError:
         return error
     logger.error("request failed", exc_info=exception, extra={"path": request.path})
     return ApiError("The proxy failed to handle the request.")
-
-
-def _model_entry(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "agent-service"}
 
 
 def _log_answer(model: str, backend: Backend, stream: bool, outcome: str, started: float) -> None:

@@ -137,3 +137,34 @@ def usage_counts(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+def completion_as_chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A whole `chat.completion` body as the chunks of the same answer streamed: the role,
+    the text, each tool call (id and name, then its arguments), the finish, then the usage."""
+    builder = ChunkBuilder(
+        str(completion.get("id") or "chatcmpl-relayed"),
+        int(completion.get("created") or 0),
+        str(completion.get("model") or ""),
+        include_usage,
+    )
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    chunks = [builder.role()]
+    if message.get("content"):
+        chunks.append(builder.text(message["content"]))
+    calls = message.get("tool_calls") or []
+    for index, call in enumerate(calls):
+        function = call.get("function") or {}
+        chunks.append(
+            builder.tool_call_start(
+                index, call.get("id") or f"call_{index}", function.get("name") or ""
+            )
+        )
+        if function.get("arguments"):
+            chunks.append(builder.tool_call_arguments(index, function["arguments"]))
+    reason = choice.get("finish_reason") or ("tool_calls" if calls else "stop")
+    chunks.append(builder.finish(reason))
+    if include_usage and completion.get("usage"):
+        chunks.append(builder.usage(completion["usage"]))
+    return chunks

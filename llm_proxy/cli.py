@@ -34,7 +34,14 @@ from llm_proxy.cross_site import CrossSitePolicy
 from llm_proxy.errors import ProxyError, RoutesError
 from llm_proxy.keys import ProxyKeys, read_key_file
 from llm_proxy.listener import listening_socket
-from llm_proxy.routes import Routes, default_routes, load_routes, replay_routes
+from llm_proxy.routes import (
+    ReplayTarget,
+    Routes,
+    context_windows,
+    default_routes,
+    load_routes,
+    replay_routes,
+)
 from llm_proxy.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEMO_DELAY_MS,
@@ -163,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         failure.what = f"cannot listen on {args.host}:{args.proxy_port}: {failure.what}"
         return report("llm-proxy", failure)
     cross_site = CrossSitePolicy([*args.allowed_host, args.host], args.allowed_origin)
-    app = create_app(routes, keys, settings, cross_site)
+    app = create_app(routes, keys, settings, cross_site, _windows(args, routes))
     logger.info(
         "llm-proxy starting",
         extra={
@@ -195,6 +202,18 @@ def _routes(args: argparse.Namespace) -> Routes:
     if args.llm_base_url:
         logger.warning("--routes is set, so --llm-base-url and --model are ignored")
     return load_routes(args.routes)
+
+
+def _windows(args: argparse.Namespace, routes: Routes) -> dict[str, int]:
+    """The models' context windows: from the routes file, or the replayed session's own, so
+    that its re-run is sized exactly as it was."""
+    if args.replay is not None:
+        return {
+            name: target.session.context_window
+            for name, (target, *_) in routes.items()
+            if isinstance(target, ReplayTarget) and target.session.context_window
+        }
+    return context_windows(args.routes) if args.routes is not None else {}
 
 
 def _keys(args: argparse.Namespace) -> list[str]:

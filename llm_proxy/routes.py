@@ -24,7 +24,18 @@ An upstream entry has `backend` ("openai", the default, for any OpenAI-compatibl
 server, "demo" for the built-in demo model, or "replay" for a recorded session's
 model responses); an "openai" entry has `base_url`, optionally `model` (the
 upstream's name for it; default: the table's name) and `api_key_env` (the
-environment variable holding its key; keys never live in the file). A "replay"
+environment variable holding its key; keys never live in the file), and
+`stream = false` for an upstream that cannot stream tool calls (llama-cpp-python's
+function-calling handler fails a streamed request with tools after its 200): the
+proxy asks it without streaming and streams the whole answer back in OpenAI's
+chunks. A model table may also give the model's `context_window` in tokens,
+listed in /v1/models for the orchestrator's context budget:
+
+    [models.gemma]
+    context_window = 8192
+    upstreams = [{ base_url = "http://127.0.0.1:8080/v1", model = "gemma", stream = false }]
+
+A "replay"
 entry has `db` (a transcript database, relative to the routes file's directory)
 and `session` (the recorded session's id).
 """
@@ -47,7 +58,8 @@ from llm_proxy.settings import ProxySettings
 from llm_proxy.transcript_reader import RecordedSession, read_recorded_session
 from llm_proxy.upstream import UpstreamBackend
 
-_OPENAI_KEYS = frozenset({"backend", "base_url", "model", "api_key_env"})
+_OPENAI_KEYS = frozenset({"backend", "base_url", "model", "api_key_env", "stream"})
+_MODEL_KEYS = frozenset({"upstreams", "context_window"})
 _REPLAY_KEYS = frozenset({"backend", "db", "session"})
 REPLAY_MODEL = "replay"
 WILDCARD = "*"
@@ -60,6 +72,7 @@ class UpstreamTarget:
     base_url: str
     model: str | None
     api_key: str | None = field(default=None, repr=False)
+    streams: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,15 +139,28 @@ def build_backends(routes: Routes, settings: ProxySettings) -> dict[str, tuple[B
             return demo
         if isinstance(target, ReplayTarget):
             return ReplayBackend(target.session)
-        return UpstreamBackend(target.base_url, target.api_key, target.model, settings)
+        return UpstreamBackend(
+            target.base_url, target.api_key, target.model, settings, streams=target.streams
+        )
 
     return {name: tuple(backend(target) for target in targets) for name, targets in routes.items()}
 
 
+def context_windows(path: Path) -> dict[str, int]:
+    """The `context_window` of each model table of a routes file `load_routes` accepted."""
+    models = tomllib.loads(path.read_text(encoding="utf-8"))["models"]
+    return {
+        name: entry["context_window"] for name, entry in models.items() if "context_window" in entry
+    }
+
+
 def _targets(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> tuple[Target, ...]:
     where = f"{path}: [models.{name}]"
-    if not isinstance(entry, dict) or set(entry) != {"upstreams"}:
-        raise RoutesError(f"{where} must hold exactly one key, `upstreams`")
+    if not isinstance(entry, dict) or "upstreams" not in entry or set(entry) - _MODEL_KEYS:
+        raise RoutesError(f"{where} must hold `upstreams` and optionally `context_window`")
+    window = entry.get("context_window", 1)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise RoutesError(f"{where}: context_window must be a positive number of tokens")
     upstreams = entry["upstreams"]
     if not isinstance(upstreams, list) or not upstreams:
         raise RoutesError(f"{where}: `upstreams` must be a non-empty list of tables")
@@ -165,15 +191,18 @@ def _target(where: str, path: Path, name: str, upstream: Any, environ: Mapping[s
     model = upstream.get("model", None if name == WILDCARD else name)
     if model is not None and (not isinstance(model, str) or not model):
         raise RoutesError(f"{where}: model must be a non-empty string")
+    streams = upstream.get("stream", True)
+    if not isinstance(streams, bool):
+        raise RoutesError(f"{where}: stream must be true or false")
     key_env = upstream.get("api_key_env")
     if key_env is None:
-        return UpstreamTarget(base_url, model)
+        return UpstreamTarget(base_url, model, streams=streams)
     if not isinstance(key_env, str):
         raise RoutesError(f"{where}: api_key_env must name an environment variable")
     api_key = environ.get(key_env)
     if not api_key:
         raise RoutesError(f"{where}: environment variable {key_env} (its API key) is not set")
-    return UpstreamTarget(base_url, model, api_key)
+    return UpstreamTarget(base_url, model, api_key, streams)
 
 
 def _replay_target(where: str, path: Path, upstream: dict[str, Any]) -> ReplayTarget:

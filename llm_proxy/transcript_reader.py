@@ -52,6 +52,8 @@ class RecordedSession:
     session_id: str
     model: str
     exchanges: tuple[RecordedExchange, ...]
+    context_window: int = 0
+    """The window the session was sized by (0: none recorded); a re-run must use the same."""
 
 
 def read_recorded_session(path: Path, session_id: str) -> RecordedSession:
@@ -63,7 +65,7 @@ def read_recorded_session(path: Path, session_id: str) -> RecordedSession:
     except sqlite3.Error as exc:
         raise ReplaySourceError(f"cannot open transcript database {path}: {exc}") from None
     try:
-        model = _session_model(connection, path, session_id)
+        model, window = _session_model(connection, path, session_id)
         rows = connection.execute(
             "SELECT seq, kind, payload FROM events WHERE session_id = ? ORDER BY seq",
             (session_id,),
@@ -72,28 +74,32 @@ def read_recorded_session(path: Path, session_id: str) -> RecordedSession:
         raise ReplaySourceError(f"cannot read transcript database {path}: {exc}") from None
     finally:
         connection.close()
-    return RecordedSession(session_id, model, _exchanges(path, rows))
+    return RecordedSession(session_id, model, _exchanges(path, rows), window)
 
 
-def _session_model(connection: sqlite3.Connection, path: Path, session_id: str) -> str:
+def _session_model(connection: sqlite3.Connection, path: Path, session_id: str) -> tuple[str, int]:
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     if not {"sessions", "events"} <= tables:
         raise ReplaySourceError(f"{path} is not a transcript database")
     row = connection.execute(
-        "SELECT model, codec_version FROM sessions WHERE session_id = ?", (session_id,)
+        "SELECT model, codec_version, config FROM sessions WHERE session_id = ?", (session_id,)
     ).fetchone()
     if row is None:
         raise ReplaySourceError(
             f"no session {session_id!r} in {path} (`agent-service transcripts list --db {path}` "
             "shows the recorded ones)"
         )
-    model, version = row
+    model, version, config = row
     if version != TRANSCRIPT_CODEC_VERSION:
         raise ReplaySourceError(
             f"session {session_id!r} in {path} was written with codec version {version}; "
             f"this proxy reads version {TRANSCRIPT_CODEC_VERSION}"
         )
-    return str(model)
+    try:
+        window = json.loads(config or "{}").get("context_window") or 0
+    except (ValueError, AttributeError):
+        window = 0
+    return str(model), int(window)
 
 
 def _exchanges(path: Path, rows: list[tuple[int, str, str]]) -> tuple[RecordedExchange, ...]:

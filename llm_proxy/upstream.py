@@ -29,6 +29,7 @@ import aiohttp
 import httpx2
 import openai
 
+from llm_proxy.chunks import DONE_FRAME, completion_as_chunks, sse_frame
 from llm_proxy.deadline import Deadline
 from llm_proxy.errors import (
     ApiError,
@@ -52,11 +53,18 @@ class UpstreamBackend:
     with no `model`, with the model the caller named."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, model: str | None, settings: ProxySettings
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str | None,
+        settings: ProxySettings,
+        *,
+        streams: bool = True,
     ) -> None:
         self._base_url = base_url
         self._model = model
         self._settings = settings
+        self._streams = streams
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "no-key",
@@ -70,6 +78,9 @@ class UpstreamBackend:
         return f"{self._base_url} ({self._model or 'model named by the caller'})"
 
     async def stream(self, request: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        if not self._streams:
+            yield await self._complete_as_stream(request)
+            return
         idle_timeout = self._settings.idle_timeout
         failures = _FailureTranslator(self._base_url, self._settings)
         relay = SseRelay()
@@ -139,6 +150,17 @@ class UpstreamBackend:
         except ApiError as exc:
             return f"{self._base_url}: {exc.message}"
         return None
+
+    async def _complete_as_stream(self, request: dict[str, Any]) -> bytes:
+        """Ask an upstream that cannot stream (tool calls, on llama-cpp-python) for the whole
+        answer, and send it back as OpenAI's chunks: one write, as if it came at once."""
+        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        body = {key: value for key, value in request.items() if key != "stream_options"}
+        completion = await self.complete(body)
+        if not completion.get("choices"):
+            raise UpstreamBadResponse("the upstream answered with no choices")
+        chunks = completion_as_chunks(completion, include_usage)
+        return b"".join(sse_frame(chunk) for chunk in chunks) + DONE_FRAME
 
     async def aclose(self) -> None:
         await self._client.close()

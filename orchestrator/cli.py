@@ -11,6 +11,7 @@ from agent_service.logs import configure_logging
 from agent_service.options import (
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    add_context_flags,
     add_host,
     add_internal_token,
     add_llm_upstream,
@@ -19,7 +20,7 @@ from agent_service.options import (
 )
 from agent_service.transcript_flags import add_recording_flags, open_recorder
 from orchestrator.core import CoreConfig
-from orchestrator.llm_client import LlmClient, LlmSettings
+from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_window
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
@@ -59,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         parser, "drain-timeout", 30.0, "on SIGTERM, seconds running turns get to finish", minimum=0
     )
     add_number(parser, "llm-read-timeout", 300.0, "seconds the model may stay silent mid-stream")
+    add_context_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,19 +77,23 @@ def run(args: argparse.Namespace) -> int:
 
 def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegistry:
     """The session registry the flags describe."""
-    llm = LlmClient(
-        LlmSettings(
-            base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
-            api_key=args.llm_api_key,
-            model=args.model,
-            read_timeout_s=args.llm_read_timeout,
-        )
+    settings = LlmSettings(
+        base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
+        api_key=args.llm_api_key,
+        model=args.model,
+        read_timeout_s=args.llm_read_timeout,
     )
+    llm = LlmClient(settings)
     config = CoreConfig(
         max_steps=args.max_steps,
         tool_timeout_s=args.tool_timeout,
         max_tool_output_chars=args.max_tool_output,
         max_user_message_chars=args.max_user_message,
+        context_window=args.context_window or lookup_context_window(settings),
+        output_reserve=args.output_reserve,
+        max_tokens=args.max_tokens,
+        max_turn_output_tokens=args.max_turn_output,
+        turn_deadline_s=args.turn_deadline,
     )
     limits = SessionLimits(
         grace_period_s=args.grace_period,

@@ -35,6 +35,7 @@ from orchestrator.commands import (
     RejectEvent,
     StartLlmRequest,
     StartToolTimer,
+    StartTurnTimer,
 )
 from orchestrator.core import CoreConfig
 from orchestrator.events import (
@@ -56,6 +57,7 @@ COMMAND_TAGS: dict[type[Command], str] = {
     AbortLlmRequest: "abort_llm_request",
     StartToolTimer: "start_tool_timer",
     ClearToolTimer: "clear_tool_timer",
+    StartTurnTimer: "start_turn_timer",
 }
 EVENT_TAGS: dict[type[Event], str] = {cls: cls.trigger for cls in EVENT_TYPES}
 

@@ -38,6 +38,7 @@ class StartLlmRequest:
     request_id: str
     messages: tuple[dict[str, Any], ...]
     tools: tuple[dict[str, Any], ...]
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,20 @@ class ClearToolTimer:
     call_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class StartTurnTimer:
+    """Feed `TurnDeadlineReached(turn_id)` after `seconds`; a timer of an ended turn is moot."""
+
+    turn_id: str
+    seconds: float
+
+
 Command = (
-    EmitEvent | RejectEvent | StartLlmRequest | AbortLlmRequest | StartToolTimer | ClearToolTimer
+    EmitEvent
+    | RejectEvent
+    | StartLlmRequest
+    | AbortLlmRequest
+    | StartToolTimer
+    | ClearToolTimer
+    | StartTurnTimer
 )

@@ -24,6 +24,7 @@ gets an error result with the tool's schema. A turn ends with `agent_message`
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,19 @@ from orchestrator.commands import (
     RejectEvent,
     StartLlmRequest,
     StartToolTimer,
+    StartTurnTimer,
+)
+from orchestrator.context import (
+    CHARS_PER_TOKEN,
+    Anchor,
+    compaction_boundary,
+    compaction_request,
+    dropped_message,
+    fit,
+    message_tokens,
+    summary_message,
+    text_tokens,
+    worth_compacting,
 )
 from orchestrator.events import (
     Event,
@@ -49,6 +63,7 @@ from orchestrator.events import (
     SeqFloorRaised,
     ToolResultReceived,
     ToolTimedOut,
+    TurnDeadlineReached,
     UserMessageReceived,
 )
 from orchestrator.table import STATES, TRANSITIONS
@@ -56,6 +71,8 @@ from wire import (
     CORE_TOOL_NAMES,
     AgentDelta,
     AgentMessage,
+    ContextReport,
+    ContextUsage,
     Error,
     ErrorCode,
     ErrorSource,
@@ -82,6 +99,13 @@ _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _ANSWERED = "answered"
 _TIMED_OUT = "timed out"
 _CANCELLED = "cancelled"
+_STOPPED = "stopped at the turn deadline"
+# Why a turn ended at one of its output limits, as `agent_message.finish_reason` says it
+FINISH_OUTPUT_BUDGET = "output_budget"
+FINISH_DEADLINE = "deadline"
+# On a context overflow the upstream counted more than the estimate: later requests of the
+# session are held to this share of the failed request's estimated size.
+OVERFLOW_SHRINK = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +123,22 @@ class CoreConfig:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: tuple[str, ...] = CORE_TOOL_NAMES
     features: tuple[str, ...] = ()
+    context_window: int = 0
+    """Tokens the model takes in a request and its answer; 0: no budget, no `context` events."""
+    output_reserve: int = 0
+    """Tokens of the window kept for the answer; 0: `max_tokens`, or a quarter of the window."""
+    max_tokens: int = 0
+    """`max_tokens` of every model request; 0: not sent (the upstream's own limit)."""
+    max_turn_output_tokens: int = 0
+    """Tokens the model may write in one turn, all steps together; 0: no budget."""
+    turn_deadline_s: float = 0.0
+    """Seconds a turn may run before it is ended; 0: no deadline."""
+
+    @property
+    def prompt_limit(self) -> int:
+        """Tokens a request's prompt may have: the window less the output reserve."""
+        reserve = self.output_reserve or self.max_tokens or self.context_window // 4
+        return max(self.context_window // 4, self.context_window - reserve)
 
 
 @dataclass(slots=True)
@@ -114,6 +154,33 @@ class _StepCall:
 
 
 @dataclass(slots=True)
+class _Tally:
+    """Tokens used: as the upstream reported them, and estimated where it did not."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated_prompt: int = 0
+    estimated_completion: int = 0
+
+    def add(self, reported_prompt: int, reported_completion: int, prompt: int, out: int) -> None:
+        """Count one response: its reported figures, else the estimates `prompt` and `out`."""
+        self.prompt_tokens += reported_prompt
+        self.completion_tokens += reported_completion
+        if not reported_prompt:
+            self.estimated_prompt += prompt
+        if not reported_completion:
+            self.estimated_completion += out
+
+    def view(self) -> ContextUsage:
+        """The tally as the IDE sees it: estimates included and flagged."""
+        return ContextUsage(
+            prompt_tokens=self.prompt_tokens + self.estimated_prompt,
+            completion_tokens=self.completion_tokens + self.estimated_completion,
+            estimated=bool(self.estimated_prompt or self.estimated_completion),
+        )
+
+
+@dataclass(slots=True)
 class _Turn:
     """The running turn: its text so far, its steps and the current step's calls."""
 
@@ -124,10 +191,20 @@ class _Turn:
     step_text_parts: list[str] = field(default_factory=list)
     calls: list[_StepCall] = field(default_factory=list)
     pending: dict[str, _StepCall] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: _Tally = field(default_factory=_Tally)
     last_call_key: str | None = None
     call_key_run: int = 0
+    # the request the turn waits for: what was sent and its estimated prompt size
+    request_view: tuple[dict[str, Any], ...] = ()
+    request_tokens: int = 0
+    step_chars: int = 0
+    # compaction: a summary request runs instead of a step while `compacting`
+    compacting: bool = False
+    compaction_boundary: int = 1
+    summary_parts: list[str] = field(default_factory=list)
+    compacted_this_step: bool = False
+    force_compaction: bool = False
+    overflow_retried: bool = False
 
 
 def _call_key(call: ModelToolCall) -> str:
@@ -183,6 +260,12 @@ class SessionCore:
         self._turn: _Turn | None = None
         self._call_fates: dict[str, str] = {}
         self._out: list[Command] = []
+        self._usage = _Tally()
+        self._anchor: Anchor | None = None
+        self._elided: frozenset[str] = frozenset()
+        self._compactions = 0
+        self._compaction_attempts = 0
+        self._limit_cap: int | None = None
         _MACHINE.add_model(self)
 
     # ---- input -------------------------------------------------------------------------
@@ -273,6 +356,39 @@ class SessionCore:
         call_id: str = ev.kwargs["event"].call_id
         return self._turn is not None and list(self._turn.pending) == [call_id]
 
+    def is_compaction(self, ev: EventData) -> bool:
+        """The request is a compaction: the model summarises the older conversation."""
+        return self._turn is not None and self._turn.compacting
+
+    def exceeds_output_budget(self, ev: EventData) -> bool:
+        """With this text the turn's output passes `max_turn_output_tokens`."""
+        budget = self.config.max_turn_output_tokens
+        if not budget or self._turn is None:
+            return False
+        event: LlmTextDelta = ev.kwargs["event"]
+        written = self._turn.usage.completion_tokens + self._turn.usage.estimated_completion
+        return (
+            written + math.ceil((self._turn.step_chars + len(event.text)) / CHARS_PER_TOKEN)
+            > budget
+        )
+
+    def can_retry_overflow(self, ev: EventData) -> bool:
+        """The request overflowed the model's context window, before any text; not retried yet."""
+        event: LlmFailed = ev.kwargs["event"]
+        turn = self._turn
+        return (
+            event.code == ErrorCode.LLM_CONTEXT_EXCEEDED
+            and self.config.context_window > 0
+            and turn is not None
+            and not turn.overflow_retried
+            and not turn.step_text_parts
+        )
+
+    def is_current_turn(self, ev: EventData) -> bool:
+        """The deadline belongs to the running turn."""
+        event: TurnDeadlineReached = ev.kwargs["event"]
+        return self._turn is not None and event.turn_id == self._turn.turn_id
+
     # ---- actions -----------------------------------------------------------------------
 
     def emit_state(self, ev: EventData) -> None:
@@ -295,21 +411,77 @@ class SessionCore:
         self._turns += 1
         self._turn = _Turn(turn_id=f"t{self._turns}")
         self.messages.append({"role": "user", "content": event.content})
+        if self.config.turn_deadline_s > 0:
+            self._out.append(StartTurnTimer(self._turn.turn_id, self.config.turn_deadline_s))
 
     def request_llm(self, ev: EventData) -> None:
-        """Start the turn's next model call (a step) with the whole conversation."""
+        """Start the turn's next model call (a step) with the conversation fitted to the context
+        window: old tool outputs elided first, then, if it still does not fit, a compaction."""
         turn = self._live_turn()
-        turn.steps += 1
-        turn.request_id = f"{turn.turn_id}.{turn.steps}"
-        turn.step_text_parts = []
-        turn.calls = []
-        self._out.append(
-            StartLlmRequest(
-                request_id=turn.request_id,
-                messages=tuple(self.messages),
-                tools=openai_tools(self.config.tools),
+        if not self.config.context_window:
+            self._start_step(tuple(self.messages), 0)
+            return
+        limit = self._prompt_limit()
+        fitted = fit(
+            self.messages, openai_tools(self.config.tools), limit, self._anchor, self._elided
+        )
+        boundary = compaction_boundary(self.messages)
+        wants_compaction = turn.force_compaction or not fitted.fits(limit)
+        if (
+            wants_compaction
+            and not turn.compacted_this_step
+            and worth_compacting(self.messages, boundary, self._summary_tokens(limit))
+        ):
+            self._start_compaction(boundary, limit)
+            return
+        self._elided = fitted.elided
+        self._emit(
+            ContextReport(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=turn.turn_id,
+                tokens=fitted.size.tokens,
+                window=self.config.context_window,
+                estimated=fitted.size.estimated,
+                compactions=self._compactions,
+                compacted=turn.compacted_this_step,
+                elided=fitted.elided_count,
+                turn_usage=turn.usage.view(),
+                session_usage=self._usage.view(),
             )
         )
+        self._start_step(fitted.view, fitted.size.tokens)
+
+    def collect_summary(self, ev: EventData) -> None:
+        """Keep the compaction's streamed text: the summary, never shown as the agent's answer."""
+        event: LlmTextDelta = ev.kwargs["event"]
+        self._live_turn().summary_parts.append(event.text)
+
+    def apply_compaction(self, ev: EventData) -> None:
+        """Replace the older conversation with the summary; the current turn stays verbatim."""
+        event: LlmStreamEnded = ev.kwargs["event"]
+        turn = self._live_turn()
+        self._count_usage(event.prompt_tokens, event.completion_tokens, "".join(turn.summary_parts))
+        summary = "".join(turn.summary_parts).strip()
+        if not summary:
+            self._drop_older_part("the model answered the summary request with no text")
+            return
+        self._replace_older_part(summary_message(summary))
+        self._compactions += 1
+
+    def fall_back_to_dropping(self, ev: EventData) -> None:
+        """The compaction failed: drop the older conversation with a visible notice instead."""
+        event: LlmFailed = ev.kwargs["event"]
+        self._drop_older_part(event.message)
+
+    def shrink_for_retry(self, ev: EventData) -> None:
+        """The upstream refused the request as too long: hold the session's requests to less
+        than it was, compact once and retry the step once."""
+        turn = self._live_turn()
+        turn.overflow_retried = True
+        turn.force_compaction = True
+        shrunk = int(turn.request_tokens * OVERFLOW_SHRINK)
+        self._limit_cap = shrunk if self._limit_cap is None else min(self._limit_cap, shrunk)
 
     def emit_delta(self, ev: EventData) -> None:
         """Emit the streamed text as `agent_delta` (empty text emits nothing)."""
@@ -319,6 +491,7 @@ class SessionCore:
         turn = self._live_turn()
         turn.text_parts.append(event.text)
         turn.step_text_parts.append(event.text)
+        turn.step_chars += len(event.text)
         self._seq += 1
         self._out.append(
             EmitEvent(
@@ -329,9 +502,12 @@ class SessionCore:
         )
 
     def collect_tool_calls(self, ev: EventData) -> None:
-        """Number the response's calls and check them against the tools' schemas."""
+        """Number the response's calls and check them against the tools' schemas (a compaction's
+        are dropped: it offered no tools)."""
         event: LlmToolCallsCompleted = ev.kwargs["event"]
         turn = self._live_turn()
+        if turn.compacting:
+            return
         for model_call in event.calls:
             self._calls += 1
             call_id = f"c{self._calls}"
@@ -405,21 +581,33 @@ class SessionCore:
         """Append the answer to the conversation and emit `agent_message`."""
         event: LlmStreamEnded = ev.kwargs["event"]
         turn = self._live_turn()
-        self._count_usage(event)
+        self._end_step(event)
         self.messages.append({"role": "assistant", "content": "".join(turn.step_text_parts)})
-        self._emit(
-            AgentMessage(
-                session_id=self.session_id,
-                seq=self._next_seq(),
-                turn_id=turn.turn_id,
-                content="".join(turn.text_parts),
-                finish_reason=event.finish_reason,
-                usage=Usage(
-                    prompt_tokens=turn.prompt_tokens, completion_tokens=turn.completion_tokens
-                ),
-            )
-        )
-        self._turn = None
+        self._emit_answer(event.finish_reason)
+
+    def end_turn_at_budget(self, ev: EventData) -> None:
+        """Stop the model at the turn's output budget: its text so far is the answer
+        (`finish_reason` `output_budget`)."""
+        turn = self._live_turn()
+        assert turn.request_id is not None
+        self._out.append(AbortLlmRequest(request_id=turn.request_id))
+        self.emit_delta(ev)
+        self._count_usage(0, 0, "".join(turn.step_text_parts))
+        self._keep_partial_text()
+        self._emit_answer(FINISH_OUTPUT_BUDGET)
+
+    def end_turn_at_deadline(self, ev: EventData) -> None:
+        """End the turn at its deadline: the model call is aborted or the pending calls are
+        answered as stopped; the text so far is the answer (`finish_reason` `deadline`)."""
+        turn = self._live_turn()
+        if self.state == SessionState.STREAMING:
+            assert turn.request_id is not None
+            self._out.append(AbortLlmRequest(request_id=turn.request_id))
+            self._count_usage(0, 0, "".join(turn.step_text_parts))
+            self._keep_partial_text()
+        else:
+            self._stop_pending_calls(_STOPPED, "the turn reached its deadline")
+        self._emit_answer(FINISH_DEADLINE)
 
     def end_turn_stuck(self, ev: EventData) -> None:
         """Answer the response's calls without running them and end the turn: `stuck`."""
@@ -462,14 +650,7 @@ class SessionCore:
             self._out.append(AbortLlmRequest(request_id=turn.request_id))
             self._keep_partial_text()
         else:
-            for call in turn.pending.values():
-                self._out.append(ClearToolTimer(call_id=call.call_id))
-                self._call_fates[call.call_id] = _CANCELLED
-                call.answer = json.dumps(
-                    {"error": {"code": "cancelled", "message": "cancelled by the user"}}
-                )
-            turn.pending.clear()
-            self._close_step()
+            self._stop_pending_calls(_CANCELLED, "cancelled by the user")
         self._turn = None
 
     # ---- rejections --------------------------------------------------------------------
@@ -556,15 +737,120 @@ class SessionCore:
             return text
         return f"{text[:limit]}\n[truncated: {len(text) - limit} more characters not shown]"
 
-    def _count_usage(self, event: LlmStreamEnded) -> None:
+    def _summary_tokens(self, limit: int) -> int:
+        """The most a summary may take: `max_tokens`, else a quarter of the prompt limit."""
+        return self.config.max_tokens or limit // 4
+
+    def _prompt_limit(self) -> int:
+        limit = self.config.prompt_limit
+        return limit if self._limit_cap is None else min(limit, self._limit_cap)
+
+    def _start_step(self, view: tuple[dict[str, Any], ...], tokens: int) -> None:
         turn = self._live_turn()
-        turn.prompt_tokens += event.prompt_tokens
-        turn.completion_tokens += event.completion_tokens
+        turn.steps += 1
+        turn.request_id = f"{turn.turn_id}.{turn.steps}"
+        turn.request_view, turn.request_tokens = view, tokens
+        turn.step_text_parts = []
+        turn.step_chars = 0
+        turn.calls = []
+        self._out.append(
+            StartLlmRequest(
+                request_id=turn.request_id,
+                messages=view,
+                tools=openai_tools(self.config.tools),
+                max_tokens=self.config.max_tokens or None,
+            )
+        )
+
+    def _start_compaction(self, boundary: int, limit: int) -> None:
+        turn = self._live_turn()
+        self._compaction_attempts += 1
+        turn.compacting, turn.compaction_boundary = True, boundary
+        turn.summary_parts = []
+        turn.step_text_parts = []
+        turn.request_id = f"{turn.turn_id}.compact{self._compaction_attempts}"
+        messages = compaction_request(self.messages[1:boundary], limit)
+        turn.request_view = ()
+        turn.request_tokens = sum(message_tokens(m) for m in messages)
+        self._out.append(
+            StartLlmRequest(
+                request_id=turn.request_id,
+                messages=messages,
+                tools=(),
+                max_tokens=self._summary_tokens(limit),
+            )
+        )
+
+    def _replace_older_part(self, stand_in: dict[str, Any]) -> None:
+        turn = self._live_turn()
+        self.messages = [self.messages[0], stand_in, *self.messages[turn.compaction_boundary :]]
+        turn.compacting, turn.compacted_this_step, turn.force_compaction = False, True, False
+        self._anchor = None
+
+    def _drop_older_part(self, why: str) -> None:
+        count = self._live_turn().compaction_boundary - 1
+        self._replace_older_part(dropped_message(count))
+        self._emit_error(
+            ErrorCode.COMPACTION_FAILED,
+            f"Summarising the earlier conversation failed ({why}); its {count} messages were "
+            "dropped to fit the context window.",
+            ErrorSource.LLM,
+            None,
+        )
+
+    def _count_usage(self, prompt_tokens: int, completion_tokens: int, written: str) -> None:
+        """Add a response's tokens to the turn's and the session's tallies: what the upstream
+        reported, else the request's estimated size and the estimate of what it wrote."""
+        turn = self._live_turn()
+        out = text_tokens(written)
+        turn.usage.add(prompt_tokens, completion_tokens, turn.request_tokens, out)
+        self._usage.add(prompt_tokens, completion_tokens, turn.request_tokens, out)
+
+    def _end_step(self, event: LlmStreamEnded) -> None:
+        """A step's response ended: count it, and anchor later sizes on the upstream's count."""
+        turn = self._live_turn()
+        written = "".join(turn.step_text_parts) + "".join(
+            c.model_call.name + c.model_call.arguments for c in turn.calls
+        )
+        self._count_usage(event.prompt_tokens, event.completion_tokens, written)
+        if event.prompt_tokens:
+            self._anchor = Anchor(turn.request_view, event.prompt_tokens)
+        turn.compacted_this_step = turn.force_compaction = turn.overflow_retried = False
+
+    def _emit_answer(self, finish_reason: str) -> None:
+        """End the turn with `agent_message`: all its text, with the tokens the upstream
+        reported for it."""
+        turn = self._live_turn()
+        self._emit(
+            AgentMessage(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=turn.turn_id,
+                content="".join(turn.text_parts),
+                finish_reason=finish_reason,
+                usage=Usage(
+                    prompt_tokens=turn.usage.prompt_tokens,
+                    completion_tokens=turn.usage.completion_tokens,
+                ),
+            )
+        )
+        self._turn = None
+
+    def _stop_pending_calls(self, fate: str, why: str) -> None:
+        """Answer every pending call with an error and clear its timer; the step is closed."""
+        turn = self._live_turn()
+        for call in turn.pending.values():
+            self._out.append(ClearToolTimer(call_id=call.call_id))
+            self._call_fates[call.call_id] = fate
+            code = "cancelled" if fate == _CANCELLED else FINISH_DEADLINE
+            call.answer = json.dumps({"error": {"code": code, "message": why}})
+        turn.pending.clear()
+        self._close_step()
 
     def _open_step(self, event: LlmStreamEnded, *, report_invalid: bool = True) -> _Turn:
         """Append the assistant message of this response; answer its invalid calls."""
         turn = self._live_turn()
-        self._count_usage(event)
+        self._end_step(event)
         tool_calls = []
         for call in turn.calls:
             tool_calls.append(

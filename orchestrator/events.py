@@ -90,6 +90,14 @@ class ToolTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnDeadlineReached:
+    """The turn's wall-clock deadline, started by `StartTurnTimer`, passed."""
+
+    trigger: ClassVar[str] = "turn_deadline"
+    turn_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRequested:
     """The user stopped the running turn."""
 
@@ -115,6 +123,7 @@ Event = (
     | LlmFailed
     | ToolResultReceived
     | ToolTimedOut
+    | TurnDeadlineReached
     | CancelRequested
     | SeqFloorRaised
 )
@@ -128,5 +137,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LlmFailed,
     ToolResultReceived,
     ToolTimedOut,
+    TurnDeadlineReached,
     CancelRequested,
 )

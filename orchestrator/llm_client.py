@@ -21,6 +21,7 @@ from typing import Any
 import openai
 
 from orchestrator.commands import StartLlmRequest
+from orchestrator.context import default_window
 from orchestrator.events import Event, LlmFailed
 from orchestrator.stream import ChatStreamDecoder
 from wire import AgentServiceError, ErrorCode
@@ -97,6 +98,46 @@ class LlmClient:
         await self._client.close()
 
 
+def _request_body(request: StartLlmRequest) -> dict[str, Any]:
+    """The conversation and its options: no `tools` key when there are none (OpenAI refuses
+    an empty list), `max_tokens` when the core sets one."""
+    body: dict[str, Any] = {"messages": request.messages}
+    if request.tools:
+        body["tools"] = request.tools
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    return body
+
+
+def lookup_context_window(settings: LlmSettings, timeout_s: float = 5.0) -> int:
+    """The model's context window: the `context_window` its endpoint lists for it (the
+    llm-proxy does, from its routes file), else the known window of its name.
+
+    Blocking, once at startup; an endpoint that cannot be asked falls back to the name.
+    """
+    client = openai.OpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key or "not-needed",
+        max_retries=0,
+        timeout=timeout_s,
+    )
+    model = settings.model
+    try:
+        entries = list(client.models.list())
+    except openai.OpenAIError as exc:
+        log.warning("cannot list the models for their context window", extra={"error": str(exc)})
+        return default_window(model)
+    finally:
+        client.close()
+    for entry in entries:
+        if model is None or entry.id == model:
+            window = (entry.model_extra or {}).get("context_window")
+            if isinstance(window, int) and window > 0:
+                return window
+            return default_window(entry.id)
+    return default_window(model)
+
+
 class LlmSetupError(AgentServiceError):
     """The LLM endpoint cannot be used as configured."""
 
@@ -105,7 +146,10 @@ class LlmSetupError(AgentServiceError):
 
 def _failure(request_id: str, exc: BaseException, streaming: bool) -> LlmFailed:
     if isinstance(exc, openai.APIStatusError):
-        return LlmFailed(request_id, _status_code(exc.status_code), _upstream_message(exc))
+        code = _status_code(exc.status_code)
+        if code == ErrorCode.LLM_BAD_REQUEST and is_context_overflow(exc.body):
+            code = ErrorCode.LLM_CONTEXT_EXCEEDED
+        return LlmFailed(request_id, code, _upstream_message(exc))
     if isinstance(exc, openai.APITimeoutError):
         return LlmFailed(
             request_id, ErrorCode.LLM_TIMEOUT, "the LLM endpoint did not answer in time"
@@ -138,6 +182,29 @@ def _status_code(status: int) -> str:
     return ErrorCode.LLM_BAD_REQUEST
 
 
+_OVERFLOW_WORDS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "exceed context",
+    "too many tokens",
+    "prompt is too long",
+)
+
+
+def is_context_overflow(body: object) -> bool:
+    """A 400 body that says the request does not fit the model's context window: OpenAI's
+    `context_length_exceeded` code, or the words vLLM, llama.cpp and Ollama use for it."""
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(inner, dict):
+        text = f"{inner.get('code') or ''} {inner.get('message') or ''}"
+    else:
+        text = str(inner or "")
+    lowered = text.lower()
+    return any(word in lowered for word in _OVERFLOW_WORDS)
+
+
 def _upstream_message(exc: openai.APIStatusError) -> str:
     body: Any = exc.body
     if isinstance(body, dict):
@@ -145,10 +212,3 @@ def _upstream_message(exc: openai.APIStatusError) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return f"LLM endpoint answered {exc.status_code}: {inner['message']}"
     return f"LLM endpoint answered {exc.status_code}: {exc.message}"
-
-
-def _request_body(request: StartLlmRequest) -> dict[str, Any]:
-    """The conversation, and the tools when the session offers any: OpenAI refuses `tools: []`."""
-    if request.tools:
-        return {"messages": request.messages, "tools": request.tools}
-    return {"messages": request.messages}

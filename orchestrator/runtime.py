@@ -31,6 +31,7 @@ from orchestrator.commands import (
     RejectEvent,
     StartLlmRequest,
     StartToolTimer,
+    StartTurnTimer,
 )
 from orchestrator.core import CoreConfig, SessionCore
 from orchestrator.events import (
@@ -40,6 +41,7 @@ from orchestrator.events import (
     SeqFloorRaised,
     ToolResultReceived,
     ToolTimedOut,
+    TurnDeadlineReached,
 )
 from orchestrator.history import DEFAULT_MAX_CHARS, EventHistory
 from orchestrator.llm_client import LlmClient
@@ -98,6 +100,7 @@ class SessionRuntime:
         self._recorder = recorder
         self._llm_task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._turn_timer: tuple[str, asyncio.TimerHandle] | None = None
         self._tool_calls: dict[str, tuple[int, str]] = {}
         self._held_text: list[str] = []
         self._held_request_id = ""
@@ -116,6 +119,9 @@ class SessionRuntime:
         self._recorder.record_outputs(self.session_id, commands)
         for command in commands:
             self._execute(command, origin)
+        if self._turn_timer is not None and self._turn_timer[0] != self.core.turn_id:
+            self._turn_timer[1].cancel()  # the turn ended first: its deadline is moot
+            self._turn_timer = None
 
     def feed_llm(self, event: Event) -> None:
         """Feed an event of the LLM stream, holding text back while the IDE is behind."""
@@ -237,6 +243,9 @@ class SessionRuntime:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._turn_timer is not None:
+            self._turn_timer[1].cancel()
+            self._turn_timer = None
         self.core.close()
 
     # ---- commands ----------------------------------------------------------------------
@@ -268,6 +277,11 @@ class SessionRuntime:
             self._timers[command.call_id] = asyncio.get_running_loop().call_later(
                 command.seconds, self._time_out, command.call_id
             )
+        elif isinstance(command, StartTurnTimer):
+            deadline = asyncio.get_running_loop().call_later(
+                command.seconds, self.feed, TurnDeadlineReached(command.turn_id)
+            )
+            self._turn_timer = (command.turn_id, deadline)
         elif isinstance(command, ClearToolTimer):
             handle = self._timers.pop(command.call_id, None)
             if handle is not None:

@@ -189,25 +189,30 @@ def _command_order() -> str:
     rules = """\
 `handle(event)` returns the commands of one step in this order, the same on every run:
 
-1. `ClearToolTimer` of the answered call (a tool result), or of every pending call (a cancel),
-   in call order; `AbortLlmRequest` when a cancel stops a model call.
+1. `ClearToolTimer` of the answered call (a tool result), or of every pending call (a cancel
+   or the turn deadline), in call order; `AbortLlmRequest` when a cancel, the deadline or the
+   output budget stops a model call.
 2. `error` events: a failed tool (source `ide`), a timeout (source `ide`, code `timeout`),
    the response's invalid calls in call order (source `llm`, code `invalid_tool_call`),
-   a model failure (source `llm`), then an error ending the turn (source `agent`,
-   `max_steps` or `stuck`).
+   a model failure or a failed compaction (source `llm`), then an error ending the turn
+   (source `agent`, `max_steps` or `stuck`).
 3. `agent_delta` or `agent_message`.
 4. `tool_call` events, in the model's call order, then one `StartToolTimer` per call, in the
-   same order.
-5. `StartLlmRequest` when the step calls the model.
+   same order; `StartTurnTimer` when a turn with a deadline starts.
+5. With a context budget, the `context` event of a step request; then `StartLlmRequest` when
+   the step calls the model (a compaction's request has no `context` event of its own).
 6. The `state` event, last, exactly once, and only when the state changes.
 
 A refused event returns a single `RejectEvent` and nothing else. The traces below are
-produced by running the core on two scripted sessions."""
-    return "\n\n".join([rules, *(_trace(title, events) for title, events in _TRACES)])
+produced by running the core on three scripted sessions; the third has a context budget
+(`context_window` 1000, `max_tokens` 100) that a couple of files fill."""
+    return "\n\n".join(
+        [rules, *(_trace(title, events, config) for title, events, config in _TRACES)]
+    )
 
 
-def _trace(title: str, events: Sequence[Event]) -> str:
-    session = SessionCore("s_1", CoreConfig(system_prompt="(system prompt)", tool_timeout_s=120))
+def _trace(title: str, events: Sequence[Event], config: CoreConfig) -> str:
+    session = SessionCore("s_1", config)
     lines: list[str] = []
     for event in events:
         lines.append(f"→ {_describe_event(event)}")
@@ -258,7 +263,11 @@ def _call(name: str, arguments: dict[str, Any] | str) -> ModelToolCall:
     return ModelToolCall(id=f"model-{name}", name=name, arguments=text)
 
 
-_TRACES: tuple[tuple[str, tuple[Event, ...]], ...] = (
+_PLAIN = CoreConfig(system_prompt="(system prompt)", tool_timeout_s=120)
+_BUDGET = CoreConfig(system_prompt="(system prompt)", context_window=1000, max_tokens=100)
+_FILE = {"content": "x" * 900}
+
+_TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
     (
         "Parallel calls answered out of order, one of them invalid",
         (
@@ -279,6 +288,7 @@ _TRACES: tuple[tuple[str, tuple[Event, ...]], ...] = (
             LlmTextDelta("t1.2", "Added logging."),
             LlmStreamEnded("t1.2", "stop", 200, 12),
         ),
+        _PLAIN,
     ),
     (
         "A timeout, a model failure, a cancel and a late result",
@@ -296,6 +306,31 @@ _TRACES: tuple[tuple[str, tuple[Event, ...]], ...] = (
             ToolResultReceived("c2", True, {"content": "late"}),
             LlmTextDelta("t2.1", "stale"),
         ),
+        _PLAIN,
+    ),
+    (
+        "Elision, a compaction and an overflow retried once",
+        (
+            UserMessageReceived("Read a.py, then b.py"),
+            LlmToolCallsCompleted("t1.1", (_call("read_file", {"path": "a.py"}),)),
+            LlmStreamEnded("t1.1", "tool_calls", 520, 9),
+            ToolResultReceived("c1", True, _FILE),
+            LlmToolCallsCompleted("t1.2", (_call("read_file", {"path": "b.py"}),)),
+            LlmStreamEnded("t1.2", "tool_calls", 840, 9),
+            ToolResultReceived("c2", True, _FILE),
+            LlmTextDelta("t1.3", "Read both."),
+            LlmStreamEnded("t1.3", "stop", 790, 3),
+            UserMessageReceived("Now c.py"),
+            LlmFailed("t2.1", "llm_context_exceeded", "maximum context length is 800 tokens"),
+            LlmTextDelta("t2.compact1", "a.py and b.py were read."),
+            LlmStreamEnded("t2.compact1", "stop", 200, 8),
+            LlmToolCallsCompleted("t2.2", (_call("read_file", {"path": "c.py"}),)),
+            LlmStreamEnded("t2.2", "tool_calls", 560, 9),
+            ToolResultReceived("c3", True, _FILE),
+            LlmTextDelta("t2.3", "Read it."),
+            LlmStreamEnded("t2.3", "stop", 700, 3),
+        ),
+        _BUDGET,
     ),
 )
 

@@ -42,6 +42,14 @@ TRANSITIONS: list[dict[str, Any]] = [
     _row("user_message", IN_TURN, None, after="reject_busy"),
     # llm_delta: streamed text of the current request
     _row("llm_delta", STREAMING, None, unless="is_current_request", after="reject_stale"),
+    _row("llm_delta", STREAMING, None, conditions="is_compaction", after="collect_summary"),
+    _row(
+        "llm_delta",
+        STREAMING,
+        DONE,
+        conditions="exceeds_output_budget",
+        before="end_turn_at_budget",
+    ),
     _row("llm_delta", STREAMING, None, after="emit_delta"),
     _row("llm_delta", NOT_STREAMING, None, after="reject_stale"),
     # llm_tool_calls: the complete calls of the current response
@@ -50,6 +58,14 @@ TRANSITIONS: list[dict[str, Any]] = [
     _row("llm_tool_calls", NOT_STREAMING, None, after="reject_stale"),
     # llm_end: the response is complete; run its calls, repair them, or finish the turn
     _row("llm_end", STREAMING, None, unless="is_current_request", after="reject_stale"),
+    _row(
+        "llm_end",
+        STREAMING,
+        None,
+        conditions="is_compaction",
+        before="apply_compaction",
+        after="request_llm",
+    ),
     _row("llm_end", STREAMING, ERROR, conditions="repeats_stuck_call", before="end_turn_stuck"),
     _row(
         "llm_end",
@@ -77,6 +93,22 @@ TRANSITIONS: list[dict[str, Any]] = [
     _row("llm_end", NOT_STREAMING, None, after="reject_stale"),
     # llm_failed: the model or its endpoint failed
     _row("llm_failed", STREAMING, None, unless="is_current_request", after="reject_stale"),
+    _row(
+        "llm_failed",
+        STREAMING,
+        None,
+        conditions="is_compaction",
+        before="fall_back_to_dropping",
+        after="request_llm",
+    ),
+    _row(
+        "llm_failed",
+        STREAMING,
+        None,
+        conditions="can_retry_overflow",
+        before="shrink_for_retry",
+        after="request_llm",
+    ),
     _row("llm_failed", STREAMING, ERROR, before="fail_turn"),
     _row("llm_failed", NOT_STREAMING, None, after="reject_stale"),
     # tool_result: the IDE's answer to a pending call
@@ -123,6 +155,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     ),
     _row("tool_timeout", AWAITING_TOOL, None, after="record_timeout"),
     _row("tool_timeout", NOT_AWAITING, None, after="reject_stale"),
+    # turn_deadline: the turn ran out of time; its text so far is the answer
+    _row("turn_deadline", IN_TURN, None, unless="is_current_turn", after="reject_stale"),
+    _row("turn_deadline", IN_TURN, DONE, before="end_turn_at_deadline"),
+    _row("turn_deadline", AT_REST, None, after="reject_stale"),
     # cancel: stop the running turn
     _row("cancel", IN_TURN, IDLE, before="cancel_turn"),
     _row("cancel", AT_REST, None, after="reject_nothing_to_cancel"),

@@ -13,6 +13,10 @@ every event that:
 - a rejected event is the only command and leaves the observable state unchanged;
 - turn, request and call ids are never reused;
 - every conversation sent to the model, and the conversation at rest, is OpenAI-valid;
+- with a context budget (half of the examples, with a window a few files fill): every step
+  request is reported by a `context` event and is under the prompt limit by the estimate,
+  unless nothing is left to elide or compact; a compaction keeps the current turn's user
+  message verbatim and leaves no tool call unanswered;
 
 and at the end of every example replays its events into a fresh core: the same events
 give identical commands (determinism).
@@ -47,6 +51,13 @@ from orchestrator.commands import (
     RejectEvent,
     StartLlmRequest,
     StartToolTimer,
+    StartTurnTimer,
+)
+from orchestrator.context import (
+    compaction_boundary,
+    elision_marker,
+    latest_step_start,
+    worth_compacting,
 )
 from orchestrator.core import CoreConfig, SessionCore, replay_inputs
 from orchestrator.events import (
@@ -59,6 +70,7 @@ from orchestrator.events import (
     ModelToolCall,
     ToolResultReceived,
     ToolTimedOut,
+    TurnDeadlineReached,
     UserMessageReceived,
 )
 from orchestrator.statedoc import PROPERTY_EXAMPLES, PROPERTY_STEPS
@@ -71,7 +83,9 @@ from tests.support.openai_conversation import (
 from wire import (
     AgentDelta,
     AgentMessage,
+    ContextReport,
     Error,
+    ErrorCode,
     ErrorSource,
     SessionState,
     StateChanged,
@@ -80,6 +94,13 @@ from wire import (
 
 SESSION = "s_prop"
 MAX_MESSAGE_CHARS = 24
+# The system prompt and the tool schemas take about 600 tokens: a few files fill the rest.
+BUDGET = CoreConfig(
+    context_window=1000,
+    max_tokens=100,
+    max_turn_output_tokens=4,
+    turn_deadline_s=60.0,
+)
 
 # ---- strategies -------------------------------------------------------------------------
 
@@ -124,6 +145,8 @@ def rank(command: Command) -> int:
     """The place of a command in a step, as docs/state-machine.md documents it."""
     if isinstance(command, ClearToolTimer | AbortLlmRequest):
         return 0
+    if isinstance(command, EmitEvent) and isinstance(command.event, ContextReport):
+        return 6
     if isinstance(command, EmitEvent):
         event = command.event
         if isinstance(event, Error):
@@ -133,7 +156,7 @@ def rank(command: Command) -> int:
         if isinstance(event, ToolCall):
             return 4
         return 7
-    if isinstance(command, StartToolTimer):
+    if isinstance(command, StartToolTimer | StartTurnTimer):
         return 5
     if isinstance(command, StartLlmRequest):
         return 6
@@ -145,10 +168,22 @@ class SessionCoreMachine(RuleBasedStateMachine):
 
     core: SessionCore
 
-    @initialize(max_steps=st.integers(min_value=1, max_value=5), first=st.text(max_size=8))
-    def open_session(self, max_steps: int, first: str) -> None:
+    @initialize(
+        max_steps=st.integers(min_value=1, max_value=5),
+        first=st.text(max_size=8),
+        budget=st.booleans(),
+    )
+    def open_session(self, max_steps: int, first: str, budget: bool) -> None:
         """A fresh session whose first turn has started (an idle one is in the table tests)."""
-        self.config = CoreConfig(max_steps=max_steps, max_user_message_chars=MAX_MESSAGE_CHARS)
+        self.config = CoreConfig(
+            max_steps=max_steps,
+            max_user_message_chars=MAX_MESSAGE_CHARS,
+            context_window=BUDGET.context_window if budget else 0,
+            max_tokens=BUDGET.max_tokens if budget else 0,
+            max_turn_output_tokens=BUDGET.max_turn_output_tokens if budget else 0,
+            turn_deadline_s=BUDGET.turn_deadline_s if budget else 0.0,
+        )
+        self.turn_content: str | None = None
         self.core = SessionCore(SESSION, self.config)
         self.events: list[Event] = []
         self.commands: list[Command] = []
@@ -222,6 +257,24 @@ class SessionCoreMachine(RuleBasedStateMachine):
     def cancel(self, message_id: str | None) -> None:
         self.fire(CancelRequested(message_id))
 
+    @rule(current=st.booleans())
+    def turn_deadline(self, current: bool) -> None:
+        turn = self.core.turn_id if current and self.core.turn_id else "t99"
+        self.fire(TurnDeadlineReached(turn))
+
+    @precondition(lambda self: self.core.state == SessionState.STREAMING)
+    @rule()
+    def upstream_says_too_long(self) -> None:
+        request = self.core.current_request_id
+        assert request is not None
+        self.fire(LlmFailed(request, ErrorCode.LLM_CONTEXT_EXCEEDED, "maximum context length"))
+
+    @precondition(lambda self: self.core.state == SessionState.AWAITING_TOOL)
+    @rule(data=st.data(), size=st.integers(min_value=0, max_value=900))
+    def ide_returns_a_file(self, data: st.DataObject, size: int) -> None:
+        call_id = data.draw(st.sampled_from(self.core.pending_call_ids))
+        self.fire(ToolResultReceived(call_id, True, {"content": "y" * size}))
+
     # ---- rules that move a turn on (random events alone rarely get deep) ----------------
 
     @precondition(lambda self: self.core.state in AT_REST)
@@ -270,6 +323,7 @@ class SessionCoreMachine(RuleBasedStateMachine):
 
     def fire(self, event: Event) -> None:
         before = observe(self.core)
+        rest_before = list(self.core.messages)
         commands = self.core.handle(event)
         self.events.append(event)
         self.commands += commands
@@ -281,7 +335,8 @@ class SessionCoreMachine(RuleBasedStateMachine):
         self.check_order_and_state_event(before.state, commands)
         self.check_tool_results(event)
         self.check_ids(before.turn_id, commands)
-        if isinstance(event, CancelRequested):
+        self.check_budget(event, rest_before, commands)
+        if isinstance(event, CancelRequested | TurnDeadlineReached):
             self.remember_cancelled(before.turn_id, before.current_request_id)
         else:
             self.check_nothing_concerns_cancelled_turns(commands)
@@ -330,6 +385,32 @@ class SessionCoreMachine(RuleBasedStateMachine):
                 command.event, AgentDelta | AgentMessage
             ):
                 assert command.event.turn_id == turn_before
+
+    def check_budget(
+        self, event: Event, messages_before: list[dict[str, Any]], commands: list[Command]
+    ) -> None:
+        if isinstance(event, UserMessageReceived):
+            self.turn_content = event.content
+        steps = [c for c in commands if isinstance(c, StartLlmRequest) and c.tools]
+        reports = [
+            c.event
+            for c in commands
+            if isinstance(c, EmitEvent) and isinstance(c.event, ContextReport)
+        ]
+        if not self.config.context_window:
+            assert not reports
+            return
+        assert len(reports) == len(steps) <= 1
+        if not steps:
+            return
+        (request,), (report,) = steps, reports
+        assert report.window == self.config.context_window
+        if report.tokens > self.config.prompt_limit:
+            assert nothing_left_to_shrink(request.messages, report.compacted)
+        if report.compacted:
+            users = [m for m in request.messages if m["role"] == "user"]
+            assert users[-1]["content"] == self.turn_content
+            assert len(request.messages) <= len(messages_before) + 2
 
     def check_tool_results(self, event: Event) -> None:
         if isinstance(event, ToolResultReceived | ToolTimedOut):
@@ -386,6 +467,24 @@ class SessionCoreMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.events:
             assert replay_inputs(SESSION, self.config, self.events) == self.commands
+
+
+def nothing_left_to_shrink(messages: tuple[dict[str, Any], ...], compacted: bool) -> bool:
+    """Every tool output before the newest step is elided, and compaction cannot help."""
+    names = {
+        call["id"]: (call["function"]["name"], call["function"]["arguments"])
+        for message in messages
+        for call in message.get("tool_calls") or ()
+    }
+    for message in messages[: latest_step_start(messages)]:
+        if message["role"] == "tool" and not message["content"].startswith("[output elided"):
+            name, arguments = names[message["tool_call_id"]]
+            if len(elision_marker(name, arguments, len(message["content"]))) < len(
+                message["content"]
+            ):
+                return False
+    boundary = compaction_boundary(messages)
+    return compacted or not worth_compacting(messages, boundary, BUDGET.max_tokens)
 
 
 SessionCoreMachine.TestCase.settings = settings(

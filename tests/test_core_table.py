@@ -43,6 +43,7 @@ from orchestrator.events import (
     ModelToolCall,
     ToolResultReceived,
     ToolTimedOut,
+    TurnDeadlineReached,
     UserMessageReceived,
 )
 from orchestrator.table import IN_TURN, STATES, TRANSITIONS
@@ -229,6 +230,8 @@ VARIANTS: dict[str, Callable[[Path], Event | None]] = {
     "tool_timeout of an answered call": lambda p: _with(p.answered, ToolTimedOut),
     "tool_timeout of a cancelled call": lambda p: _with(p.cancelled, ToolTimedOut),
     "tool_timeout of an unknown call": lambda p: ToolTimedOut("c99"),
+    "turn_deadline of the last turn": lambda p: TurnDeadlineReached("t1") if p.events else None,
+    "turn_deadline of another turn": lambda p: TurnDeadlineReached("t9"),
     "cancel": lambda p: CancelRequested("m9"),
 }
 
@@ -256,6 +259,7 @@ STREAMING_MOVES = {
     "llm_end of the last request": Move(DONE, ("agent_message", "state")),
     "llm_failed of the last request": Move(ERROR, ("error:llm_unavailable", "state")),
     "cancel": Move(IDLE, ("AbortLlmRequest", "state")),
+    "turn_deadline of the last turn": Move(DONE, ("AbortLlmRequest", "agent_message", "state")),
 }
 
 LEGAL_MOVES: dict[tuple[str, str], Move] = {
@@ -282,6 +286,12 @@ LEGAL_MOVES: dict[tuple[str, str], Move] = {
         STREAMING, ("error:timeout", "StartLlmRequest", "state")
     ),
     ("one call pending", "cancel"): Move(IDLE, ("ClearToolTimer", "state")),
+    ("two calls pending", "turn_deadline of the last turn"): Move(
+        DONE, ("ClearToolTimer", "ClearToolTimer", "agent_message", "state")
+    ),
+    ("one call pending", "turn_deadline of the last turn"): Move(
+        DONE, ("ClearToolTimer", "agent_message", "state")
+    ),
 }
 """Every legal (path, variant) pair and what it does; every other pair is refused."""
 

@@ -170,20 +170,20 @@ def test_ide_replay_names_the_first_differing_event_when_the_rerun_diverges(
     assert finished.returncode == 1, finished.stdout + finished.stderr
     report = finished.stdout[finished.stdout.index("DIVERGED") :]
     rows = transcript_rows(recorded.db, recorded.session_id)
-    second_answer = next(
+    second_request = next(
         index
         for index, (kind, payload) in enumerate(rows)
-        if payload["type"].startswith("llm_") and payload["request_id"] == "t1.2"
+        if payload["type"] == "start_llm_request" and payload["request_id"] == "t1.2"
     )
-    first_event_of_second_answer = next(
-        payload["event"]["seq"]
-        for kind, payload in rows[second_answer:]
-        if payload["type"] == "emit_event"
+    # the first event that differs: the size of the request that carries the clipped output
+    context_of_second_request = next(
+        payload["event"]
+        for kind, payload in reversed(rows[:second_request])
+        if payload["type"] == "emit_event" and payload["event"]["type"] == "context"
     )
-    assert f"at event {first_event_of_second_answer}:" in report
-    assert "expected tool_call" in report
-    assert 'got      error (code="llm_bad_request"' in report
-    assert "messages[3].content" in report
+    assert f"at event {context_of_second_request['seq']}:" in report
+    assert f"context (seq {context_of_second_request['seq']}), recorded vs live" in report
+    assert f"tokens: expected {context_of_second_request['tokens']} got " in report
 
 
 def test_replay_proxy_refuses_a_request_the_recording_lacks_naming_the_difference(

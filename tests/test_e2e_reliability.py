@@ -40,7 +40,10 @@ def stack(
         tmp_path_factory.mktemp("reliability"),
         llm_base_url=upstream.base_url,
         model="fake-model",
-        extra_args={"orchestrator": ["--grace-period", str(GRACE_PERIOD_S)]},
+        # 80 MB answers below are about backpressure, not the turn's output budget
+        extra_args={
+            "orchestrator": ["--grace-period", str(GRACE_PERIOD_S), "--max-turn-output", "0"]
+        },
     ) as config:
         yield config
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from llm_proxy.errors import RoutesError
-from llm_proxy.routes import WILDCARD, DemoTarget, UpstreamTarget, default_routes, load_routes
+from llm_proxy.routes import (
+    WILDCARD,
+    DemoTarget,
+    UpstreamTarget,
+    context_windows,
+    default_routes,
+    load_routes,
+)
 from tests.support.fake_credentials import UPSTREAM_API_KEY
 
 EXAMPLE = """
@@ -52,6 +59,8 @@ def test_routes_file_maps_each_model_to_its_upstreams_in_order(tmp_path: Path) -
         ('[models.a]\nupstreams = [{ backend = "demo", model = "x" }]\n', "no other keys"),
         ('[models.a]\nupstreams = [{ base_url = "http://x", api_key = "sk" }]\n', "api_key"),
         ("[models.a]\nfallbacks = []\n", "upstreams"),
+        ('[models.a]\ncontext_window = 0\nupstreams = [{ backend = "demo" }]\n', "positive"),
+        ('[models.a]\nupstreams = [{ base_url = "http://x", stream = "no" }]\n', "stream"),
         ("[model.a]\n", "[models]"),
         ("models = 3\n", "no [models"),
         ("[models.a\n", "not valid TOML"),
@@ -64,6 +73,16 @@ def test_routes_file_is_refused_with_the_entry_at_fault_when_it_is_wrong(
         load_routes(write(tmp_path, text), {})
 
     assert complaint in str(raised.value)
+
+
+def test_routes_file_gives_a_model_its_context_window_and_a_non_streaming_upstream(
+    tmp_path: Path,
+) -> None:
+    text = '[models.g]\ncontext_window = 2048\nupstreams = [{ base_url = "http://x/v1", stream = false }]\n'
+    path = write(tmp_path, text)
+
+    assert load_routes(path, {})["g"] == (UpstreamTarget("http://x/v1", "g", streams=False),)
+    assert context_windows(path) == {"g": 2048}
 
 
 def test_flags_route_only_the_demo_model_when_no_upstream_is_given() -> None:

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     ILLEGAL_EVENT = "illegal_event"
     INTERRUPTED = "interrupted"
     INTERNAL = "internal"
+    COMPACTION_FAILED = "compaction_failed"
     # ide: a tool did not run as asked
     TIMEOUT = "timeout"
     TOOL_FAILED = "tool_failed"
@@ -42,6 +43,7 @@ class ErrorCode(StrEnum):
     LLM_UPSTREAM_ERROR = "llm_upstream_error"
     LLM_TRUNCATED = "llm_truncated"
     LLM_BAD_RESPONSE = "llm_bad_response"
+    LLM_CONTEXT_EXCEEDED = "llm_context_exceeded"
 
 
 class ToolErrorCode(StrEnum):

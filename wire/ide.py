@@ -244,6 +244,40 @@ class AgentMessage(_ServerFrame):
     usage: Usage
 
 
+class ContextUsage(_ServerFrame):
+    """Tokens the model used; `estimated` when the upstream did not report some of them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+
+class ContextReport(_ServerFrame):
+    """Numbered: the size of the next model request against the model's context window.
+
+    Sent before every model request of a turn. `tokens` is the request's prompt size
+    (the upstream's last `usage.prompt_tokens` plus an estimate of what was added since,
+    or an estimate alone: then `estimated`). `compactions` counts the times the older
+    conversation was replaced by a summary so far in the session, and `compacted` says
+    one happened just before this request; `elided` counts the old tool outputs replaced
+    by a marker in this request. `turn_usage` and `session_usage` are the tokens used so
+    far, as the upstream reported them or estimated (then flagged).
+    """
+
+    type: Literal["context"] = "context"
+    session_id: str
+    seq: int
+    turn_id: str
+    tokens: int
+    window: int
+    estimated: bool
+    compactions: int
+    compacted: bool
+    elided: int
+    turn_usage: ContextUsage
+    session_usage: ContextUsage
+
+
 class Error(_ServerFrame):
     """Something went wrong. Numbered (with `session_id`, `seq`) unless `source` is protocol."""
 
@@ -259,12 +293,12 @@ class Error(_ServerFrame):
 
 
 ServerMessage = Annotated[
-    Session | StateChanged | AgentDelta | ToolCall | AgentMessage | Error,
+    Session | StateChanged | AgentDelta | ToolCall | AgentMessage | ContextReport | Error,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGE: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
 
-NumberedEvent = StateChanged | AgentDelta | ToolCall | AgentMessage | Error
+NumberedEvent = StateChanged | AgentDelta | ToolCall | AgentMessage | ContextReport | Error
 
 
 def encode(frame: BaseModel) -> str:

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -168,6 +169,66 @@ def _ending(chunks: ChunkBuilder, steps: list[Step], usage: tuple[int, int] | No
     return steps
 
 
+def prompt_tokens(request: dict[str, Any], chars_per_token: float) -> int:
+    """The upstream's own count of a request's prompt: its messages and tools as JSON."""
+    text = json.dumps(request.get("messages") or []) + json.dumps(request.get("tools") or [])
+    return int(len(text) / chars_per_token)
+
+
+def windowed(
+    window: int,
+    answer: Callable[[dict[str, Any], int], Iterable[Step]],
+    *,
+    chars_per_token: float = 4.0,
+    overflows: list[int] | None = None,
+) -> Script:
+    """A script for a model with a `window`-token context, as OpenAI enforces it: a request
+    whose prompt plus `max_tokens` does not fit gets 400 `context_length_exceeded` (its size
+    appended to `overflows`); one that fits is answered by `answer(request, prompt_tokens)`."""
+
+    def script(request: dict[str, Any]) -> Iterable[Step]:
+        tokens = prompt_tokens(request, chars_per_token)
+        if tokens + int(request.get("max_tokens") or 0) > window:
+            if overflows is not None:
+                overflows.append(tokens)
+            return [
+                error_reply(
+                    400,
+                    f"This model's maximum context length is {window} tokens. However, your "
+                    f"messages resulted in {tokens} tokens. Please reduce the length of the "
+                    "messages.",
+                    code="context_length_exceeded",
+                )
+            ]
+        return answer(request, tokens)
+
+    return script
+
+
+def endless_text(word: str = "and ", *, pause: float = 0.001) -> Iterator[Step]:
+    """A model that never stops: one word after another, no finish, no end, until the
+    client goes away or `max_tokens` of words have been sent (then finish `length`)."""
+    chunks = _builder(FAKE_MODEL, None)
+    yield Chunk(chunks.role())
+    for _ in itertools.count():
+        yield Chunk(chunks.text(word))
+        yield Sleep(pause)
+
+
+def capped_endless_text(request: dict[str, Any], word: str = "and ") -> Iterator[Step]:
+    """`endless_text` that honours `max_tokens` (one word a token): it ends `length`."""
+    limit = request.get("max_tokens")
+    if not limit:
+        yield from endless_text(word)
+        return
+    chunks = _builder(FAKE_MODEL, None)
+    yield Chunk(chunks.role())
+    for _ in range(int(limit)):
+        yield Chunk(chunks.text(word))
+    yield Chunk(chunks.finish("length"))
+    yield DONE
+
+
 def default_script(request: dict[str, Any]) -> list[Step]:
     """A short greeting, streamed or not as the request asks."""
     text = "Hello from the fake upstream."
@@ -273,7 +334,7 @@ class FakeUpstream:
             return await _write_reply(writer, Reply(200, {"object": "list", "data": listing}))
         if (method, path) != ("POST", "/v1/chat/completions"):
             return await _write_reply(writer, error_reply(404, f"no {method} {path} here"))
-        steps = list(self.script(recorded.json))
+        steps = self.script(recorded.json)
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_close(reader, recorded, gone))
         try:
@@ -295,7 +356,7 @@ async def _watch_close(
 
 
 async def _play(
-    steps: list[Step],
+    steps: Iterable[Step],
     writer: asyncio.StreamWriter,
     recorded: RecordedRequest,
     gone: asyncio.Event,
