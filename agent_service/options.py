@@ -117,7 +117,7 @@ CONTEXT_FLAGS: tuple[tuple[str, float, str], ...] = (
 def add_context_flags(parser: argparse.ArgumentParser) -> None:
     """The context budget and output limits of every session, each with its AGENT_ variable."""
     for flag, default, meaning in CONTEXT_FLAGS:
-        add_number(parser, flag, default, meaning)
+        add_number(parser, flag, default, meaning, minimum=0)
 
 
 def context_flag_args(args: argparse.Namespace) -> list[str]:

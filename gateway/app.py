@@ -116,8 +116,8 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.before_server_start(_stop_on_hangup)
 
     @app.before_server_start
-    async def quiet_accept_failures(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
-        throttle_accept_errors(loop)
+    async def quiet_accept_failures(app: Sanic) -> None:
+        throttle_accept_errors(asyncio.get_running_loop())
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:

@@ -88,8 +88,8 @@ def create_app(
     app.error_handler.add(Exception, endpoints.error_response)
 
     @app.before_server_start
-    async def quiet_accept_failures(app: Sanic[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
-        throttle_accept_errors(loop)
+    async def quiet_accept_failures(app: Sanic[Any, Any]) -> None:
+        throttle_accept_errors(asyncio.get_running_loop())
 
     @app.on_request
     async def refuse_cross_site_and_keyless(request: Request) -> None:

@@ -29,7 +29,8 @@ from typing import Any
 from llm_proxy.logging_patch import add_logging
 
 DEMO_MODEL = "demo"
-REQUIRED_TOOLS = ("read_file", "apply_patch", "git_diff")
+REQUIRED_TOOLS = ("read_file", "apply_patch")
+CHECK_TOOL = "git_diff"
 DISCOVERY_TOOL = "list_files"
 
 _REQUEST = re.compile(
@@ -124,17 +125,18 @@ def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) ->
     last = steps[-1].name
     if last == "read_file":
         return DemoToolCall(call_id, "apply_patch", json.dumps({"diff": patch.diff}))
-    if last == "apply_patch":
-        return DemoToolCall(call_id, "git_diff", json.dumps({"path": path}))
-    if last != "git_diff":
+    if last == "apply_patch" and CHECK_TOOL in tools:
+        return DemoToolCall(call_id, CHECK_TOOL, json.dumps({"path": path}))
+    if last not in ("apply_patch", CHECK_TOOL):
         return DemoText(f"I did not expect a {last} call in this task, so I stopped.")
     names = ", ".join(patch.functions)
     count = len(patch.functions)
+    checked = " and checked it with git diff" if last == CHECK_TOOL else ""
     return DemoText(
         f"Done. I added a log line at the start of {count} "
         f"{'function' if count == 1 else 'functions'} in {path} ({names}), applied the "
-        "patch and checked it with git diff. I am the offline demo model: this edit follows a "
-        "fixed recipe, not an understanding of your code."
+        f"patch{checked}. I am the offline demo model: this edit follows a fixed recipe, not "
+        "an understanding of your code."
     )
 
 

@@ -225,7 +225,7 @@ async def test_load_replays_the_history_as_updates_in_a_new_bridge(
             await conn.load_session(cwd=str(workspace), session_id="s-does-not-exist")
 
 
-async def test_editor_without_terminals_gets_a_clear_git_diff_error(
+async def test_editor_without_terminals_is_never_asked_for_git_diff(
     stack: StackConfig, workspace: Path, tmp_path: Path
 ) -> None:
     editor = ScriptedEditor(workspace, terminals=False)
@@ -234,9 +234,7 @@ async def test_editor_without_terminals_gets_a_clear_git_diff_error(
         answer = await conn.prompt(session_id=session.session_id, prompt=[text_block(DEMO)])
     assert answer.stop_reason == "end_turn"
     assert "console.log" in (workspace / "src/auth.js").read_text()
-    diff_id = started(editor)["git diff src/auth.js"].tool_call_id
-    assert statuses(editor)[diff_id] == ["pending", "failed"]
-    assert "unsupported_by_editor: the editor offers no terminals" in editor.text()
+    assert "git diff src/auth.js" not in started(editor)  # not offered to the model at all
     assert not [call for call in editor.calls if call[0].startswith("terminal/")]
 
 

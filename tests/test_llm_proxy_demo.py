@@ -323,7 +323,35 @@ def test_demo_model_asks_for_the_tools_it_needs_when_the_request_offers_none() -
     reply = demo_reply([{"role": "user", "content": "Add logging to a.py"}], frozenset())
 
     assert isinstance(reply, DemoText)
-    assert "read_file, apply_patch, git_diff" in reply.text
+    assert "read_file, apply_patch" in reply.text
+
+
+def test_demo_model_skips_the_check_when_git_diff_is_not_offered() -> None:
+    tools = frozenset({"read_file", "apply_patch"})
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Add logging to a.py"}]
+    while isinstance(reply := demo_reply(messages, tools), DemoToolCall):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": reply.call_id,
+                        "type": "function",
+                        "function": {"name": reply.name, "arguments": reply.arguments},
+                    }
+                ],
+            }
+        )
+        output = {"content": "def f():\n    return 1\n"} if reply.name == "read_file" else {}
+        messages.append(
+            {"role": "tool", "tool_call_id": reply.call_id, "content": json.dumps(output)}
+        )
+    assert [m["tool_calls"][0]["function"]["name"] for m in messages if m.get("tool_calls")] == [
+        "read_file",
+        "apply_patch",
+    ]
+    assert reply.text.startswith("Done.") and "git diff" not in reply.text
 
 
 def test_demo_model_answers_a_conversation_the_same_way_every_time() -> None:

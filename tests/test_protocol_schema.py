@@ -136,3 +136,16 @@ def test_server_frames_never_carry_null() -> None:
     assert schema_problems(error, "#ServerMessage") == []
     assert schema_problems({**error, "call_id": None}, "#/$defs/ErrorEvent")
     assert schema_problems({**error, "code": "made_up"}, "#/$defs/ErrorEvent")
+
+
+def test_the_schema_document_names_every_message_of_both_unions() -> None:
+    from typing import get_args
+
+    from wire import ClientMessage, ServerMessage
+    from wire.schema import CLIENT_MESSAGES, SERVER_MESSAGES
+
+    def members(union: object) -> set[type]:
+        return set(get_args(get_args(union)[0]))
+
+    assert set(SERVER_MESSAGES) == members(ServerMessage)
+    assert set(CLIENT_MESSAGES) == members(ClientMessage)

@@ -32,6 +32,8 @@ from wire.ide import (
     Cancel,
     Capabilities,
     ClientInfo,
+    ContextReport,
+    ContextUsage,
     Error,
     Hello,
     Session,
@@ -52,10 +54,11 @@ SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     AgentDelta,
     ToolCall,
     AgentMessage,
+    ContextReport,
     Error,
 )
 CLIENT_PARTS: tuple[type[BaseModel], ...] = (ClientInfo, Capabilities, ToolError)
-SERVER_PARTS: tuple[type[BaseModel], ...] = (Usage,)
+SERVER_PARTS: tuple[type[BaseModel], ...] = (Usage, ContextUsage)
 DEFINITION_NAMES: dict[str, str] = {"Error": "ErrorEvent"}
 """Models whose definition takes another name: `Error` shadows Dart's and TypeScript's own."""
 _REF = "#/$defs/"
