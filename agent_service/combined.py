@@ -15,6 +15,7 @@ from agent_service.logs import configure_logging
 from agent_service.options import env
 from agent_service.stack import ServiceStack, StackConfig
 from gateway.app import GatewaySettings, build_app, serve
+from gateway.cli import add_limits as add_gateway_limits
 from gateway.inprocess import InProcessLink
 from orchestrator.cli import build_registry
 from orchestrator.cli import configure as configure_orchestrator
@@ -27,10 +28,14 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
     proxy_stack.start(services=("llm-proxy",))
     recording = BackgroundFlushRecorder(recorder)
     registry = build_registry(_orchestrator_flags(config), recording)
+    limits = _gateway_limits(config)
     settings = GatewaySettings(
         token=config.token,
         orchestrator_health_url=None,
         proxy_health_url=f"http://{config.host}:{config.proxy_port}",
+        max_frame_bytes=limits.max_frame_bytes,
+        max_connections=limits.max_connections,
+        client_send_timeout_s=limits.client_send_timeout,
     )
     app = build_app(settings, InProcessLink(registry), name="gateway_in_process")
 
@@ -44,6 +49,13 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
         recording.close()
         proxy_stack.stop()
     return 0
+
+
+def _gateway_limits(config: StackConfig) -> argparse.Namespace:
+    """The gateway's limits `up` was given, read as `agent-service gateway` reads them."""
+    parser = argparse.ArgumentParser()
+    add_gateway_limits(parser)
+    return parser.parse_args(config.extra_args.get("gateway", []))
 
 
 def _orchestrator_flags(config: StackConfig) -> argparse.Namespace:

@@ -120,14 +120,6 @@ def add_context_flags(parser: argparse.ArgumentParser) -> None:
         add_number(parser, flag, default, meaning, minimum=0)
 
 
-def context_flag_args(args: argparse.Namespace) -> list[str]:
-    """The context flags as command-line arguments, to pass them on to the orchestrator."""
-    out: list[str] = []
-    for flag, _, _ in CONTEXT_FLAGS:
-        out += [f"--{flag}", str(getattr(args, flag.replace("-", "_")))]
-    return out
-
-
 def add_host(parser: argparse.ArgumentParser) -> None:
     """--host: the interface every server binds."""
     parser.add_argument(
@@ -200,3 +192,22 @@ def add_internal_token(parser: argparse.ArgumentParser) -> None:
         help="shared secret on the gateway-orchestrator link (env AGENT_INTERNAL_TOKEN; "
         "unset: the link is open, so bind the orchestrator to loopback)",
     )
+
+
+def forwarded(
+    declare: Callable[[argparse.ArgumentParser], None], args: argparse.Namespace
+) -> list[str]:
+    """The flags `declare` adds, with their values in `args`, as a command line: how `up`
+    passes the settings it took on to the service that owns them."""
+    probe = argparse.ArgumentParser(add_help=False)
+    declare(probe)
+    out: list[str] = []
+    for action in probe._actions:
+        flag, value = action.option_strings[-1], getattr(args, action.dest, None)
+        if isinstance(value, list):
+            out += [part for item in value for part in (flag, str(item))]
+        elif isinstance(value, bool):
+            out += [flag] if value else []
+        elif value is not None:
+            out += [flag, str(value)]
+    return out

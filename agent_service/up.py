@@ -19,27 +19,37 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from types import FrameType
 
 import openai
 
+import gateway.cli as gateway_cli
+import llm_proxy.cli as proxy_cli
+import orchestrator.cli as orchestrator_cli
 from agent_service.combined import add_in_process_flag, run_combined
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
-    add_context_flags,
     add_host,
     add_llm_upstream,
     add_port,
     add_replay_source,
     add_token,
-    context_flag_args,
     env,
+    forwarded,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
 from agent_service.transcript_flags import add_recording_flags, open_recorder
 from transcripts import TranscriptError
+
+# The services' own settings that `up` takes too, and passes on to the service that owns them.
+FORWARDED: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "orchestrator": orchestrator_cli.add_limits,
+    "gateway": gateway_cli.add_limits,
+    "llm-proxy": proxy_cli.add_upstream_policy,
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +63,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_in_process_flag(parser)
     add_recording_flags(parser)
     add_replay_source(parser)
-    add_context_flags(parser)
+    parser.add_argument(
+        "--proxy-key",
+        default=env("AGENT_PROXY_KEY"),
+        metavar="KEY",
+        help="the key the llm-proxy requires, to call it yourself too "
+        "(env AGENT_PROXY_KEY; unset: one is generated and handed to the orchestrator only)",
+    )
+    for declare in FORWARDED.values():
+        declare(parser)
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
@@ -62,11 +80,11 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
     model = args.model
     if args.replay and args.llm_base_url:
         raise StackError("--replay serves the recorded session: drop --llm-base-url")
-    if model and model != "demo" and not (args.llm_base_url or args.replay):
+    if model and model != "demo" and not (args.llm_base_url or args.replay or args.routes):
         raise StackError(
             f"--model {model} needs --llm-base-url (without one the built-in demo model answers)"
         )
-    if args.llm_base_url and not model:
+    if args.llm_base_url and not model and not args.routes:
         model = first_model(args.llm_base_url, args.llm_api_key)
     return StackConfig(
         host=args.host,
@@ -75,13 +93,14 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         proxy_port=args.proxy_port,
         token=args.token or secrets.token_urlsafe(24),
         internal_token=secrets.token_urlsafe(24),
-        proxy_key=env("AGENT_PROXY_KEY") or secrets.token_urlsafe(24),
+        proxy_key=args.proxy_key or secrets.token_urlsafe(24),
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=model,
         extra_args={
-            "orchestrator": [*_recording_args(args), *context_flag_args(args)],
-            "llm-proxy": _replay_args(args),
+            "orchestrator": [*_recording_args(args), *forwarded(FORWARDED["orchestrator"], args)],
+            "gateway": forwarded(FORWARDED["gateway"], args),
+            "llm-proxy": [*_replay_args(args), *forwarded(FORWARDED["llm-proxy"], args)],
         },
     )
 

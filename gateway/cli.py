@@ -59,6 +59,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a browser Origin allowed to connect; repeatable (env AGENT_ALLOWED_ORIGINS, "
         "comma-separated; default: none)",
     )
+    add_limits(parser)
+
+
+def add_limits(parser: argparse.ArgumentParser) -> None:
+    """The gateway's limits; `agent-service up` takes and passes them on too."""
     add_number(parser, "max-frame-bytes", DEFAULT_MAX_FRAME_BYTES, "largest client frame accepted")
     add_number(
         parser,

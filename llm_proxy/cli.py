@@ -96,6 +96,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(env AGENT_PROXY_ALLOWED_ORIGINS, comma-separated; default: none, so web pages are "
         "refused)",
     )
+    add_replay_source(parser)
+    add_upstream_policy(parser)
+    parser.add_argument(
+        "--demo-delay-ms",
+        type=_count,
+        default=env_int("AGENT_DEMO_DELAY_MS", DEFAULT_DEMO_DELAY_MS),
+        metavar="MS",
+        help="pause before each word the demo model streams "
+        "(env AGENT_DEMO_DELAY_MS, default %(default)s)",
+    )
+
+
+def add_upstream_policy(parser: argparse.ArgumentParser) -> None:
+    """Where each model goes and how upstreams are waited for and retried; `agent-service up`
+    takes and passes these on too."""
     parser.add_argument(
         "--routes",
         type=Path,
@@ -104,7 +119,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="TOML file mapping model names to upstreams with fallbacks "
         "(env AGENT_PROXY_ROUTES; unset: --llm-base-url and --model, or the demo model)",
     )
-    add_replay_source(parser)
     parser.add_argument(
         "--connect-timeout",
         type=_positive_seconds,
@@ -128,14 +142,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="retries per upstream on connection failure, 429 or 5xx, before the first byte "
         "only (env AGENT_PROXY_MAX_RETRIES, default %(default)s)",
-    )
-    parser.add_argument(
-        "--demo-delay-ms",
-        type=_count,
-        default=env_int("AGENT_DEMO_DELAY_MS", DEFAULT_DEMO_DELAY_MS),
-        metavar="MS",
-        help="pause before each word the demo model streams "
-        "(env AGENT_DEMO_DELAY_MS, default %(default)s)",
     )
 
 

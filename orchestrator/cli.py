@@ -37,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_internal_token(parser)
     add_recording_flags(parser)
+    add_limits(parser)
+
+
+def add_limits(parser: argparse.ArgumentParser) -> None:
+    """The orchestrator's limits and budgets; `agent-service up` takes and passes them on too."""
     add_number(parser, "max-steps", 25, "model calls allowed per turn")
     add_number(parser, "tool-timeout", 120.0, "seconds the IDE has to answer a tool call")
     add_number(parser, "grace-period", 600.0, "seconds a session outlives its IDE connection")

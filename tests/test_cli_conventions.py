@@ -23,6 +23,7 @@ from agent_service.cli import COMMANDS, build_parser, version
 from tests.support.fake_credentials import UPSTREAM_API_KEY
 from tests.support.fake_upstream import FAKE_MODEL, FakeUpstream
 from tests.support.procs import ROOT, free_port, wait_healthy
+from tests.support.wsclient import ProtocolClient
 
 SERVERS = ("up", "gateway", "orchestrator", "llm-proxy")
 # Flags that are actions or one-off choices, not settings a deployment would keep in its environment.
@@ -383,3 +384,59 @@ def test_a_bad_config_file_is_one_line_naming_the_mistake(
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("agent-service: config file ")
     assert complaint in line
+
+
+async def test_up_takes_the_services_settings_from_flags_and_its_config_file(
+    tmp_path: Path,
+) -> None:
+    """`up` takes the orchestrator's limits, the proxy's routes and key, and passes them on."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[models.mine]\nupstreams = [{ backend = "demo" }]\n')
+    config = tmp_path / "config.toml"
+    config.write_text(f'[up]\nmax-steps = 1\nroutes = "{routes}"\n')
+    ports = {name: free_port() for name in ("gateway", "orchestrator", "proxy")}
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_service",
+            "up",
+            "--config",
+            str(config),
+            "--model",
+            "mine",
+            "--proxy-key",
+            "key-for-me",
+            *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "AGENT_TOKEN": "up-token"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=40, proc=up)
+        listing = urllib.request.Request(
+            f"http://127.0.0.1:{ports['proxy']}/v1/models",
+            headers={"Authorization": "Bearer key-for-me"},
+        )
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            models = [entry["id"] for entry in json.loads(response.read())["data"]]
+        client = await ProtocolClient.connect(
+            f"ws://127.0.0.1:{ports['gateway']}/v1/ws", "up-token"
+        )
+        await client.hello()
+        frames = await client.run_turn("Add logging to src/auth.js", _answer_any_tool)
+        await client.close()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        output = up.communicate(timeout=60)[0].decode(errors="replace")
+    assert up.returncode == 0, output
+    assert models == ["mine"]
+    errors = [frame for frame in frames if frame["type"] == "error"]
+    assert [error["code"] for error in errors] == ["max_steps"]
+    assert "key-for-me" not in output
+
+
+async def _answer_any_tool(frame: dict[str, object]) -> dict[str, object]:
+    return {"type": "tool_result", "call_id": frame["call_id"], "ok": True, "output": {}}
