@@ -85,7 +85,7 @@ class SubprotocolOptionalProtocol(WebSocketProtocol):
         connection = transport.get_extra_info("socket")
         if connection is not None and connection.family in (socket.AF_INET, socket.AF_INET6):
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[no-untyped-call]  # Sanic: untyped
 
     async def websocket_handshake(self, request: Request, subprotocols: Any = None) -> Any:
         offered = request.headers.get("sec-websocket-protocol")
@@ -104,9 +104,11 @@ class _Utf8EnforcingAssembler(WebsocketFrameAssembler):
             self.protocol.fail_connection(CLOSE_INVALID_DATA, "frames must be UTF-8")
 
 
-def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway") -> Sanic:
+def build_app(
+    settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway"
+) -> Sanic[Any, Any]:
     """The gateway app, relaying through `link`."""
-    app: Sanic = Sanic(name, configure_logging=False, strict_slashes=True)
+    app: Sanic[Any, Any] = Sanic(name, configure_logging=False, strict_slashes=True)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
     # uvloop can drop a SIGTERM that lands during Sanic's startup; asyncio's loop cannot.
     app.config.USE_UVLOOP = False
@@ -116,7 +118,7 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
     app.before_server_start(_stop_on_hangup)
 
     @app.before_server_start
-    async def quiet_accept_failures(app: Sanic) -> None:
+    async def quiet_accept_failures(app: Sanic[Any, Any]) -> None:
         throttle_accept_errors(asyncio.get_running_loop())
 
     @app.on_request
@@ -149,7 +151,6 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
         healthy = all(results)
         return json({"status": "ok" if healthy else "degraded", **status}, 200 if healthy else 503)
 
-    @app.websocket(WS_PATH, subprotocols=[SUBPROTOCOL])
     async def ide_socket(request: Request, ws: Websocket) -> None:
         if app.ctx.connections >= settings.max_connections:
             message = f"this gateway serves its limit of {settings.max_connections} connections"
@@ -177,6 +178,7 @@ def build_app(settings: GatewaySettings, link: OrchestratorLink, name: str = "ga
         finally:
             app.ctx.connections -= 1
 
+    app.add_websocket_route(ide_socket, WS_PATH, subprotocols=[SUBPROTOCOL])
     return app
 
 
@@ -187,7 +189,7 @@ async def _stop_on_hangup(app: Sanic[Any, Any]) -> None:
     )
 
 
-def serve(app: Sanic, host: str, port: int) -> None:
+def serve(app: Sanic[Any, Any], host: str, port: int) -> None:
     """Run the gateway app in this process until SIGINT/SIGTERM/SIGHUP."""
     app.run(
         host=host,
