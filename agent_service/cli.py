@@ -12,21 +12,30 @@ from typing import NoReturn
 
 from agent_service import config_file
 from agent_service.failures import OperatorError, from_os_error, report
-from agent_service.logs import add_logging_flags, export_logging_flags
+from service_logging import add_logging_flags, export_logging_flags
 
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("agent_service.up", "run gateway, orchestrator and llm-proxy together"),
     "demo": ("agent_service.demo", "show the product working offline on a sample workspace"),
-    "gateway": ("gateway.cli", "run the gateway: the IDE's WebSocket endpoint"),
-    "orchestrator": ("orchestrator.cli", "run the orchestrator: the sessions' state machines"),
+    "gateway": ("agent_service.gateway_command", "run the gateway: the IDE's WebSocket endpoint"),
+    "orchestrator": (
+        "agent_service.orchestrator_command",
+        "run the orchestrator: the sessions' state machines",
+    ),
     "schema": ("agent_service.schema", "print the JSON Schema of the IDE protocol"),
-    "llm-proxy": ("llm_proxy.cli", "run the OpenAI-compatible LLM proxy (default port 8767)"),
+    "llm-proxy": (
+        "agent_service.proxy_command",
+        "run the OpenAI-compatible LLM proxy (default port 8767)",
+    ),
     "transcripts": ("agent_service.transcripts", "list, show or export recorded sessions"),
     "replay": ("agent_service.replay", "replay recorded sessions; --verify compares every output"),
-    "ide": ("ide_client.cli", "run the reference IDE: tools on a workspace, one turn or a prompt"),
+    "ide": (
+        "agent_service.ide_command",
+        "run the reference IDE: tools on a workspace, one turn or a prompt",
+    ),
     "bench": ("benchmarks.cli", "measure latency, throughput, CPU and memory per token"),
-    "acp": ("acp_agent.cli", "serve an ACP editor (Zed, JetBrains, Neovim) on stdio"),
+    "acp": ("agent_service.acp_command", "serve an ACP editor (Zed, JetBrains, Neovim) on stdio"),
 }
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE

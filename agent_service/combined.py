@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agent_service.logs import configure_logging
+from agent_service.gateway_command import add_limits as add_gateway_limits
+from agent_service.inprocess_link import InProcessLink
 from agent_service.options import env
+from agent_service.orchestrator_command import build_registry
+from agent_service.orchestrator_command import configure as configure_orchestrator
 from agent_service.stack import ServiceStack, StackConfig
 from gateway.app import GatewaySettings, build_app, serve
-from gateway.cli import add_limits as add_gateway_limits
-from gateway.inprocess import InProcessLink
-from orchestrator.cli import build_registry
-from orchestrator.cli import configure as configure_orchestrator
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
+from service_logging import configure_logging
 
 
 def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recorder) -> int:

@@ -24,9 +24,9 @@ from types import FrameType
 
 import openai
 
-import gateway.cli as gateway_cli
-import llm_proxy.cli as proxy_cli
-import orchestrator.cli as orchestrator_cli
+import agent_service.gateway_command as gateway_cli
+import agent_service.orchestrator_command as orchestrator_cli
+import agent_service.proxy_command as proxy_cli
 from agent_service.combined import add_in_process_flag, run_combined
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,

@@ -28,10 +28,10 @@ from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 from sanic.server.websockets.frame import WebsocketFrameAssembler
 from websockets.frames import Frame
 
-from agent_service.logs import ThrottledLog, throttle_accept_errors
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
+from service_logging import ThrottledLog, throttle_accept_errors
 from wire import AgentServiceError, Error, ErrorCode, ErrorSource, encode
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from agent_service.logs import ThrottledLog, throttle_accept_errors
 from llm_proxy.backend import Backend
 from llm_proxy.chat_request import parse_chat_request
 from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
@@ -48,6 +47,7 @@ from llm_proxy.keys import ProxyKeys
 from llm_proxy.routes import WILDCARD, Routes, build_backends
 from llm_proxy.settings import ProxySettings
 from llm_proxy.upstream import UpstreamBackend
+from service_logging import ThrottledLog, throttle_accept_errors
 
 logger = logging.getLogger(__name__)
 _refusals = ThrottledLog(logger)

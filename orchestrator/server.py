@@ -27,10 +27,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from agent_service.logs import throttle_accept_errors
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.link import LinkConnection
 from orchestrator.sessions import SessionRegistry
+from service_logging import throttle_accept_errors
 
 log = logging.getLogger(__name__)
 

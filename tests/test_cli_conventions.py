@@ -265,7 +265,7 @@ def test_text_log_line_shape() -> None:
         [
             sys.executable,
             "-c",
-            "import logging, sys; from agent_service.logs import configure_logging;"
+            "import logging, sys; from service_logging import configure_logging;"
             "configure_logging('svc', stream=sys.stdout);"
             "logging.getLogger('x').info('turn ended', extra={'seq': 7, 'state': 'idle'})",
         ],

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from agent_service.logs import ThrottledLog
+from service_logging import ThrottledLog
 
 
 def test_at_most_burst_lines_per_window_then_a_count_of_the_rest(

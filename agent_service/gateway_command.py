@@ -7,7 +7,6 @@ import logging
 import secrets
 import sys
 
-from agent_service.logs import configure_logging
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
@@ -28,6 +27,7 @@ from gateway.app import (
     serve,
 )
 from gateway.link import WebSocketLink
+from service_logging import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent_service.logs import configure_logging
+from agent_service.ide_replay import (
+    VOLATILE_FIELDS,
+    EventCheck,
+    IdeRecording,
+    RecordedTools,
+    read_ide_recording,
+    replay_turns,
+)
 from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
 from ide_client import terminal
@@ -43,19 +50,12 @@ from ide_client.recent_sessions import (
     skip_history,
     state_dir,
 )
-from ide_client.replay import (
-    VOLATILE_FIELDS,
-    EventCheck,
-    IdeRecording,
-    RecordedTools,
-    read_ide_recording,
-    replay_turns,
-)
 from ide_client.sample import create_sample_workspace
 from ide_client.terminal.commands import Command, Unknown, parse_line
 from ide_client.tools import ToolRunner
 from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
 from orchestrator.codec import CodecError
+from service_logging import configure_logging
 from transcripts import TranscriptError
 from wire import SessionState
 

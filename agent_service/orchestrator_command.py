@@ -7,7 +7,6 @@ import asyncio
 import sys
 import time
 
-from agent_service.logs import configure_logging
 from agent_service.options import (
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
@@ -24,6 +23,7 @@ from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_windo
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
+from service_logging import configure_logging
 from transcripts import TranscriptError
 from transcripts.restore import sessions_to_restore
 

@@ -18,7 +18,6 @@ import logging
 from pathlib import Path
 
 from agent_service.failures import OperatorError, from_os_error, report
-from agent_service.logs import configure_logging
 from agent_service.options import (
     DEFAULT_PROXY_PORT,
     add_host,
@@ -49,6 +48,7 @@ from llm_proxy.settings import (
     DEFAULT_MAX_RETRIES,
     ProxySettings,
 )
+from service_logging import configure_logging
 
 logger = logging.getLogger("llm_proxy")
 
