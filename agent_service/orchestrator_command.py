@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         recorder = BackgroundFlushRecorder(open_recorder(args))
     except TranscriptError as exc:
-        print(f"orchestrator: {exc.message}", file=sys.stderr)
+        print(f"agent-service orchestrator: {exc.message}", file=sys.stderr)
         return 2
     asyncio.run(_serve(args, recorder))
     return 0

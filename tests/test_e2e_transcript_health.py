@@ -143,7 +143,7 @@ def test_an_unusable_transcripts_path_is_one_line_and_exit_2(tmp_path: Path, kin
     )
     errors = [line for line in done.stderr.splitlines() if not line.startswith("{")]
     assert done.returncode == 2, done.stderr
-    assert len(errors) == 1 and errors[0].startswith("orchestrator: "), done.stderr
+    assert len(errors) == 1 and errors[0].startswith("agent-service orchestrator: "), done.stderr
     assert "Traceback" not in done.stderr
 
 
