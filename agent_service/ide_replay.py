@@ -22,7 +22,7 @@ from typing import Any
 
 from ide_client.client import IdeClient
 from ide_client.errors import ReplayCode, ReplayError
-from orchestrator.codec import check_version, decode_command, decode_event
+from orchestrator.codec import check_version, decode_command, decode_config, decode_event
 from orchestrator.commands import Command, EmitEvent, RejectEvent
 from orchestrator.events import CancelRequested, Event, ToolResultReceived, UserMessageReceived
 from transcripts import INPUT, TranscriptStore
@@ -42,6 +42,8 @@ class IdeRecording:
     messages: tuple[str, ...]
     results: dict[str, ToolResult]
     events: tuple[NumberedEvent, ...]
+    tools: tuple[str, ...]
+    """The tools the recorded session offered: the live re-run declares the same ones."""
 
 
 def read_ide_recording(store: TranscriptStore, session_id: str) -> IdeRecording:
@@ -76,7 +78,8 @@ def read_ide_recording(store: TranscriptStore, session_id: str) -> IdeRecording:
                 "land at the same point of a live stream again. `agent-service replay "
                 f"{session_id} --verify` checks the session offline",
             )
-    return IdeRecording(session_id, tuple(messages), results, tuple(events))
+    tools = decode_config(session.config).tools
+    return IdeRecording(session_id, tuple(messages), results, tuple(events), tools)
 
 
 class RecordedTools:

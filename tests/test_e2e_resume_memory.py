@@ -41,7 +41,10 @@ async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
         tmp_path,
         llm_base_url=upstream.base_url,
         model="fake-model",
-        extra_args={"orchestrator": ["--max-resume-chars", str(RESUME_CHARS)]},
+        extra_args={
+            # A 200 MB answer is far over the default output budget of a turn: lift it.
+            "orchestrator": ["--max-resume-chars", str(RESUME_CHARS), "--max-turn-output", "0"]
+        },
     ) as stack:
         config = stack.config
         orchestrator = next(proc for name, proc in stack._children if name == "orchestrator")

@@ -341,7 +341,8 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_can_resume(
         model="fake-model",
         extra_args={
             "gateway": ["--client-send-timeout", "1.5"],
-            "orchestrator": ["--max-resume-chars", str(64 * 1024 * 1024)],
+            # A long answer, over the default output budget of a turn: lift it.
+            "orchestrator": ["--max-resume-chars", str(64 * 1024 * 1024), "--max-turn-output", "0"],
         },
     ) as started:
         config = started.config

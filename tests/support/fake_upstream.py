@@ -19,7 +19,8 @@ A streamed answer ends with a clean end of its chunked body when the steps run
 out, so a script without `DONE` tests a stream that ends early. Every request is
 recorded in `requests`, with events telling when the client disconnected and
 when the script was played to its end. POST /v1/chat/completions plays the script,
-GET /v1/models lists `models`; anything else gets a 404. With `api_key` set, a
+GET /v1/models lists `models` (recorded in `listings`, not `requests`); anything else gets
+a 404. With `api_key` set, a
 request without that bearer key gets OpenAI's 401.
 """
 
@@ -242,6 +243,7 @@ class FakeUpstream:
         self.script = script
         self.requests: list[RecordedRequest] = []
         self.models = [FAKE_MODEL]
+        self.listings: list[RecordedRequest] = []
         self.api_key: str | None = None
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -322,7 +324,10 @@ class FakeUpstream:
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         recorded = RecordedRequest(method, path, headers, json.loads(body) if body else None)
-        self.requests.append(recorded)
+        if (method, path) == ("GET", "/v1/models"):
+            self.listings.append(recorded)  # readiness probes, kept apart from the requests
+        else:
+            self.requests.append(recorded)
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             refused = error_reply(401, "Incorrect API key provided.", code="invalid_api_key")
             return await _write_reply(writer, refused)

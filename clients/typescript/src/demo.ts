@@ -97,6 +97,9 @@ function runTool(workspace: string, call: ToolCall): Output {
         throw new ToolFailure("patch_failed", `the diff does not apply: ${String(error)}`);
       }
     }
+    default:
+      // Not in this client's `hello` capabilities, so the server never asks for it.
+      throw new ToolFailure("unknown_tool", `${call.tool} is not implemented by this client`);
   }
 }
 
@@ -152,6 +155,11 @@ function main(): void {
       }
       case "agent_delta": {
         Convert.toAgentDelta(text);
+        break;
+      }
+      case "context": {
+        const context = Convert.toContextReport(text);
+        print({ frame: "context", seq: context.seq, tokens: context.tokens, window: context.window });
         break;
       }
       case "agent_message": {
