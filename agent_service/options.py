@@ -22,18 +22,6 @@ def env(name: str, default: str | None = None, *fallbacks: str) -> str | None:
     return default
 
 
-def env_int(name: str, default: int) -> int:
-    """An integer flag default read from the environment."""
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
-def env_float(name: str, default: float) -> float:
-    """A float flag default read from the environment."""
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
 def number_parser(kind: type[float], minimum: float | None, var: str) -> Callable[[str], float]:
     """An argparse `type` reading an int or float at least `minimum` (None: more than 0);
     argparse runs it on the environment's string default too, so a bad variable is named."""
@@ -62,10 +50,11 @@ def add_number(
     meaning: str,
     *,
     minimum: float | None = None,
+    var: str | None = None,
 ) -> None:
-    """--<flag> with env AGENT_<FLAG>: an int or float setting, typed by its default, more
-    than 0 unless `minimum` says otherwise."""
-    var = "AGENT_" + flag.upper().replace("-", "_")
+    """--<flag> with env `var` (default AGENT_<FLAG>): an int or float setting, typed by its
+    default, more than 0 unless `minimum` says otherwise."""
+    var = var or "AGENT_" + flag.upper().replace("-", "_")
     kind: type[float] = int if isinstance(default, int) else float
     parser.add_argument(
         f"--{flag}",

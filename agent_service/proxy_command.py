@@ -22,11 +22,10 @@ from agent_service.options import (
     DEFAULT_PROXY_PORT,
     add_host,
     add_llm_upstream,
+    add_number,
     add_port,
     add_replay_source,
     env,
-    env_float,
-    env_int,
 )
 from llm_proxy.app import create_app
 from llm_proxy.cross_site import CrossSitePolicy
@@ -98,13 +97,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_replay_source(parser)
     add_upstream_policy(parser)
-    parser.add_argument(
-        "--demo-delay-ms",
-        type=_count,
-        default=env_int("AGENT_DEMO_DELAY_MS", DEFAULT_DEMO_DELAY_MS),
-        metavar="MS",
-        help="pause before each word the demo model streams "
-        "(env AGENT_DEMO_DELAY_MS, default %(default)s)",
+    add_number(
+        parser,
+        "demo-delay-ms",
+        DEFAULT_DEMO_DELAY_MS,
+        "milliseconds before each word the demo model streams",
+        minimum=0,
+        var="AGENT_DEMO_DELAY_MS",
     )
 
 
@@ -119,29 +118,27 @@ def add_upstream_policy(parser: argparse.ArgumentParser) -> None:
         help="TOML file mapping model names to upstreams with fallbacks "
         "(env AGENT_PROXY_ROUTES; unset: --llm-base-url and --model, or the demo model)",
     )
-    parser.add_argument(
-        "--connect-timeout",
-        type=_positive_seconds,
-        default=env_float("AGENT_PROXY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
-        metavar="SECONDS",
-        help="longest wait to connect to an upstream and get its first chunk "
-        "(env AGENT_PROXY_CONNECT_TIMEOUT, default %(default)s)",
+    add_number(
+        parser,
+        "connect-timeout",
+        DEFAULT_CONNECT_TIMEOUT,
+        "seconds to connect to an upstream and get its first chunk",
+        var="AGENT_PROXY_CONNECT_TIMEOUT",
     )
-    parser.add_argument(
-        "--idle-timeout",
-        type=_positive_seconds,
-        default=env_float("AGENT_PROXY_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
-        metavar="SECONDS",
-        help="longest silence between two chunks before a stream is ended with an error "
-        "(env AGENT_PROXY_IDLE_TIMEOUT, default %(default)s)",
+    add_number(
+        parser,
+        "idle-timeout",
+        DEFAULT_IDLE_TIMEOUT,
+        "seconds of silence between two chunks before a stream is ended with an error",
+        var="AGENT_PROXY_IDLE_TIMEOUT",
     )
-    parser.add_argument(
-        "--max-retries",
-        type=_count,
-        default=env_int("AGENT_PROXY_MAX_RETRIES", DEFAULT_MAX_RETRIES),
-        metavar="N",
-        help="retries per upstream on connection failure, 429 or 5xx, before the first byte "
-        "only (env AGENT_PROXY_MAX_RETRIES, default %(default)s)",
+    add_number(
+        parser,
+        "max-retries",
+        DEFAULT_MAX_RETRIES,
+        "retries per upstream on connection failure, 429 or 5xx, before the first byte only",
+        minimum=0,
+        var="AGENT_PROXY_MAX_RETRIES",
     )
 
 
@@ -238,17 +235,3 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
