@@ -166,7 +166,11 @@ class _Endpoints:
         )
 
     async def report_readiness(self, app: Sanic[Any, Any]) -> None:
-        """At start, say in the log which upstream cannot be reached or refuses its key."""
+        """At start, say in the log which upstream cannot be reached or refuses its key: in
+        the background, so a slow upstream holds up neither serving nor a prompt shutdown."""
+        app.add_task(self._log_problems(), name="readiness report")
+
+    async def _log_problems(self) -> None:
         for problem in await self._problems():
             logger.warning("upstream not ready", extra={"problem": problem})
 
