@@ -7,11 +7,14 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent_service.stack import ServiceStack
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.stack import started_stack
 
 _real_connect = socket.socket.connect
 
@@ -45,3 +48,17 @@ def upstream() -> Iterator[FakeUpstream]:
     """A fake OpenAI-compatible upstream for the module's tests; each test scripts it."""
     with FakeUpstream() as fake:
         yield fake
+
+
+@pytest.fixture
+def recorded_stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
+    """The three services on the fake upstream, the orchestrator recording transcripts (so a
+    restarted one rebuilds its sessions) and stopping without a drain."""
+    orchestrator_args = ["--transcripts", str(tmp_path / "t.db"), "--drain-timeout", "0"]
+    with started_stack(
+        tmp_path,
+        llm_base_url=upstream.base_url,
+        model="fake-model",
+        extra_args={"orchestrator": orchestrator_args},
+    ) as stack:
+        yield stack

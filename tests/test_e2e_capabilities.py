@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from agent_service.stack import ServiceStack, StackConfig
 from tests.support.fake_upstream import FakeUpstream, Step, text_stream, tool_call_stream
-from tests.support.stack import running_stack, started_stack
+from tests.support.stack import running_stack
 from tests.support.wsclient import ProtocolClient, numbered
 
 CORE_TOOLS = ["read_file", "write_file", "git.diff", "apply_patch"]
@@ -105,18 +105,6 @@ async def test_resume_keeps_the_tools_the_session_was_opened_with(
     await again.run_turn("anything")
     await again.close()
     assert offered(upstream) == ["read_file"]
-
-
-@pytest.fixture
-def recorded_stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
-    orchestrator_args = ["--transcripts", str(tmp_path / "t.db"), "--drain-timeout", "0"]
-    with started_stack(
-        tmp_path,
-        llm_base_url=upstream.base_url,
-        model="fake-model",
-        extra_args={"orchestrator": orchestrator_args},
-    ) as stack:
-        yield stack
 
 
 async def test_restart_and_replay_offer_the_tools_the_session_was_opened_with(

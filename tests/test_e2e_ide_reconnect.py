@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from agent_service.stack import ServiceStack
 from ide_client.client import IdeClient
@@ -19,22 +17,9 @@ from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
 from tests.support.fake_upstream import FakeUpstream, paced, text_stream
 from tests.support.procs import stop_listener
-from tests.support.stack import started_stack
 from wire import AgentDelta, ServerMessage
 
 DOWNTIME_S = 3.0
-
-
-@pytest.fixture
-def stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
-    orchestrator_args = ["--transcripts", str(tmp_path / "t.db"), "--drain-timeout", "0"]
-    with started_stack(
-        tmp_path,
-        llm_base_url=upstream.base_url,
-        model="fake-model",
-        extra_args={"orchestrator": orchestrator_args},
-    ) as stack:
-        yield stack
 
 
 def ide_for(
@@ -64,7 +49,7 @@ def numbered_seqs(frames: list[ServerMessage]) -> list[int]:
 
 
 async def test_ide_resumes_mid_turn_through_a_gateway_restart(
-    stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
+    recorded_stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     text = " ".join(f"word{index}" for index in range(60))
     upstream.reset(lambda request: paced(text_stream(text), 0.1))
@@ -75,11 +60,11 @@ async def test_ide_resumes_mid_turn_through_a_gateway_restart(
             streaming.set()
 
     workspace = create_sample_workspace(tmp_path / "ws")
-    async with ide_for(stack, workspace, on_event=on_event) as client:
+    async with ide_for(recorded_stack, workspace, on_event=on_event) as client:
         turn_task = asyncio.create_task(client.run_turn("talk for a while"))
         await streaming.wait()
-        await asyncio.to_thread(stop_listener, stack.config.gateway_port)
-        gateway = await bring_back(stack, "gateway", tmp_path / "gateway2.log")
+        await asyncio.to_thread(stop_listener, recorded_stack.config.gateway_port)
+        gateway = await bring_back(recorded_stack, "gateway", tmp_path / "gateway2.log")
         try:
             turn = await asyncio.wait_for(turn_task, 60)
         finally:
@@ -92,16 +77,18 @@ async def test_ide_resumes_mid_turn_through_a_gateway_restart(
 
 
 async def test_a_message_typed_while_the_orchestrator_is_down_is_answered_once_it_is_back(
-    stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
+    recorded_stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     upstream.reset(lambda request: text_stream("Answered."))
     workspace = create_sample_workspace(tmp_path / "ws")
-    async with ide_for(stack, workspace) as client:
+    async with ide_for(recorded_stack, workspace) as client:
         first = await client.run_turn("hello")
         assert first.ok
-        await asyncio.to_thread(stop_listener, stack.config.orchestrator_port)
+        await asyncio.to_thread(stop_listener, recorded_stack.config.orchestrator_port)
         typed = asyncio.create_task(client.run_turn("typed while the orchestrator was down"))
-        orchestrator = await bring_back(stack, "orchestrator", tmp_path / "orchestrator2.log")
+        orchestrator = await bring_back(
+            recorded_stack, "orchestrator", tmp_path / "orchestrator2.log"
+        )
         try:
             turn = await asyncio.wait_for(typed, 60)
         finally:

@@ -26,7 +26,7 @@ from tests.support.fake_upstream import (
     text_stream,
     tool_call_stream,
 )
-from tests.support.stack import running_stack, started_stack
+from tests.support.stack import running_stack
 from tests.support.wsclient import Frame, ProtocolClient, numbered, state_is
 
 GRACE_PERIOD_S = 1.5
@@ -282,18 +282,6 @@ def restart_gateway(config: StackConfig, replacement: ServiceStack) -> None:
             break
         time.sleep(0.1)
     replacement.start(services=("gateway",))
-
-
-@pytest.fixture
-def recorded_stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
-    orchestrator_args = ["--transcripts", str(tmp_path / "t.db"), "--drain-timeout", "0"]
-    with started_stack(
-        tmp_path,
-        llm_base_url=upstream.base_url,
-        model="fake-model",
-        extra_args={"orchestrator": orchestrator_args},
-    ) as stack:
-        yield stack
 
 
 async def reconnect_after_restart(client: ProtocolClient, stack: ServiceStack) -> ProtocolClient:
