@@ -50,7 +50,7 @@ class LocalStack:
         start_timeout: float = 60.0,
     ) -> None:
         self.up_args = list(up_args)
-        self.token = token or secrets.token_urlsafe(24)
+        self.token = token or secrets.token_hex(24)
         self.env = dict(env or {})
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None

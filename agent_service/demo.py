@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
         gateway_port=_port_or_free(DEFAULT_GATEWAY_PORT),
         orchestrator_port=_port_or_free(DEFAULT_ORCHESTRATOR_PORT),
         proxy_port=_port_or_free(DEFAULT_PROXY_PORT),
-        token=secrets.token_urlsafe(24),
-        internal_token=secrets.token_urlsafe(24),
-        proxy_key=secrets.token_urlsafe(24),
+        token=secrets.token_hex(24),
+        internal_token=secrets.token_hex(24),
+        proxy_key=secrets.token_hex(24),
     )
     log_path = workspace.parent / f"{workspace.name}-services.log"
     _say(f"Starting gateway, orchestrator and llm-proxy (offline demo model); logs: {log_path}")

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("gateway")
     token = args.token
     if not token:
-        token = secrets.token_urlsafe(24)
+        token = secrets.token_hex(24)
         print(f"gateway token (generated): {token}", file=sys.stderr, flush=True)
     orchestrator_health = args.orchestrator_url.replace("ws://", "http://").replace(
         "wss://", "https://"

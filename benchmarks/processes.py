@@ -139,13 +139,13 @@ class ProductStack:
     def __init__(self, upstream_url: str, in_process: bool, log_dir: Path) -> None:
         self.in_process = in_process
         self.label = "in-process" if in_process else "pipeline"
-        self.token = secrets.token_urlsafe(18)
-        self.proxy_key = secrets.token_urlsafe(18)
+        self.token = secrets.token_hex(18)
+        self.proxy_key = secrets.token_hex(18)
         self.gateway_port = free_port()
         self.proxy_port = free_port()
         self._log_path = log_dir / f"{self.label}.log"
         args = [
-            *("-m", "agent_service", "up", "--host", HOST, "--token", self.token),
+            *("-m", "agent_service", "up", "--host", HOST),
             *("--llm-base-url", upstream_url, "--model", MODEL),
             *("--gateway-port", str(self.gateway_port), "--proxy-port", str(self.proxy_port)),
             *("--orchestrator-port", str(free_port())),
@@ -173,6 +173,7 @@ class ProductStack:
             {
                 "AGENT_MAX_SESSIONS_PER_TOKEN": str(SESSIONS_PER_TOKEN),
                 "AGENT_PROXY_KEY": self.proxy_key,
+                "AGENT_TOKEN": self.token,
             },
         )
 
