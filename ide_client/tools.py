@@ -3,7 +3,8 @@
 `ToolRunner.run(tool, arguments)` validates the arguments with the wire models, runs the tool
 and returns its `output`, or raises ToolFailure whose code and message become the
 `tool_result` error; `ToolRunner.answer(call)` wraps that into the `tool_result` frame. Both
-block (file system, git): call them off the event loop.
+block (file system, git): call them off the event loop. Given a `CheckpointStore`, the write
+tools keep a checkpoint of every file before they change it (see checkpoints.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ide_client.checkpoints import CheckpointStore
 from ide_client.discovery import DEFAULT_SEARCH_TIMEOUT, SearchQuery, list_files, search
 from ide_client.errors import ToolCode, ToolFailure
 from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
@@ -51,8 +53,10 @@ class ToolRunner:
         *,
         git_timeout: float = DEFAULT_GIT_TIMEOUT,
         search_timeout: float = DEFAULT_SEARCH_TIMEOUT,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.workspace = workspace
+        self.checkpoints = checkpoints
         self.git_timeout = git_timeout
         self.search_timeout = search_timeout
 
@@ -100,7 +104,7 @@ class ToolRunner:
         """`{bytes_written}`: the file replaced (or created, with its directories) atomically."""
         target = self.workspace.resolve(arguments.path, write=True)
         data = arguments.content.encode("utf-8")
-        self.workspace.commit([FileChange(target, data)])
+        self._commit([FileChange(target, data)])
         return {"bytes_written": len(data)}
 
     def git_diff(self, arguments: GitDiffArguments) -> dict[str, Any]:
@@ -160,8 +164,15 @@ class ToolRunner:
         changes = [self._change(file, targets, reads) for file in planned]
         if len({change.target.parts for change in changes}) < len(changes):
             raise PatchError("the diff names one file by two different paths")
-        self.workspace.commit(changes)
+        self._commit(changes)
         return {"files": [change.target.relative for change in changes]}
+
+    def _commit(self, changes: list[FileChange]) -> None:
+        """Write the changes all or nothing, after keeping a checkpoint of each file if asked."""
+        if self.checkpoints is not None:
+            self.checkpoints.commit(changes)
+        else:
+            self.workspace.commit(changes)
 
     def _change(
         self, file: PlannedFile, targets: dict[str, Target], reads: dict[str, FileRead | None]
