@@ -10,6 +10,18 @@ outcome. At a terminal (stdin and stdout TTYs, NO_COLOR unset) the prompt is a l
 history, a spinner shows while the model or a tool works, every change is shown as a coloured
 diff, and /help, /status, /diff, /new, /quit are handled locally. --resume ID or --continue
 goes on with an earlier session. Tools are confined to the workspace; see docs/ide-client.md.
+/undo and /approval are described below.
+
+The user stays in control. --approval says what a write (write_file, apply_patch) needs: `ask`
+(the default at a terminal) shows each change as a diff before anything is written and asks
+[y]es / [a]lways / [n]o (+ a reason the agent gets); `auto-edit` (the default when piped) writes
+without asking; `read-only` offers the agent no write tool. `/approval MODE` changes it during
+the session. Before it changes a file the IDE keeps a checkpoint of it (in the workspace's
+.agent-service/checkpoints, ignored by git; the git index and history are never touched):
+`/undo` puts back the files of the last turn, `/undo t3` those of turn t3 and every later one,
+and the agent is told; a file you edited since is not overwritten unless `/undo --force`.
+Writes are refused in a workspace that is not in a git repository unless --allow-non-git.
+Piped, `--approval ask` reads each answer as a line of stdin.
 
 With --replay ID (and --db, the transcript database), no workspace is needed: the recorded
 session's messages are sent again, turn by turn, tool calls are answered with the recorded
@@ -40,8 +52,10 @@ from agent_service.ide_replay import (
 from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
 from ide_client import terminal
+from ide_client.approvals import QUESTION, ApprovalAnswer, preview, read_answer
+from ide_client.checkpoints import CheckpointStore
 from ide_client.client import DEFAULT_URL, IdeClient
-from ide_client.display import ConsoleDisplay
+from ide_client.display import ConsoleDisplay, describe_call
 from ide_client.errors import IdeClientError, ReplayError
 from ide_client.recent_sessions import (
     HISTORY_FILE,
@@ -50,14 +64,15 @@ from ide_client.recent_sessions import (
     skip_history,
     state_dir,
 )
+from ide_client.repository import find_repository
 from ide_client.sample import create_sample_workspace
-from ide_client.terminal.commands import Command, Unknown, parse_line
+from ide_client.terminal.commands import Command, Invocation, Unknown, parse_line
 from ide_client.tools import ToolRunner
 from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
 from orchestrator.codec import CodecError
 from service_logging import configure_logging
 from transcripts import TranscriptError
-from wire import SessionState
+from wire import ApprovalMode, ApprovalRequest, Decision, SessionState
 
 EXIT_DONE = 0
 EXIT_TURN_FAILED = 1
@@ -108,6 +123,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "$XDG_STATE_HOME/agent-service, by default ~/.local/state/agent-service)",
     )
     parser.add_argument(
+        "--approval",
+        default=env("AGENT_APPROVAL"),
+        metavar="MODE",
+        help="what a write needs: `ask` (show the diff, ask y/a/n; the default at a terminal), "
+        "`auto-edit` (write without asking; the default when piped), `read-only` (the agent "
+        "gets no write tool) (env AGENT_APPROVAL)",
+    )
+    parser.add_argument(
+        "--allow-non-git",
+        action="store_true",
+        help="let the agent write in a workspace that is not in a git repository (without "
+        "git, only /undo can take its changes back)",
+    )
+    parser.add_argument(
         "--create-sample",
         action="store_true",
         help="first create a sample git workspace (src/auth.js) in the missing or empty directory",
@@ -145,25 +174,41 @@ def run(args: argparse.Namespace) -> int:
         workspace = Workspace(args.workspace, max_file_bytes=args.max_file_bytes)
     except (IdeClientError, OSError) as exc:
         return _fail(str(exc))
+    at_terminal = terminal.wanted(sys.stdin, sys.stdout)
+    approval = _approval_mode(args.approval, at_terminal)
+    if approval is None:
+        return _fail(f"--approval {args.approval!r}: use one of read-only, ask, auto-edit")
+    writes = approval is not ApprovalMode.READ_ONLY and not args.allow_non_git
+    if writes and find_repository(workspace.root) is None:
+        return _fail(
+            f"{workspace.root} is not in a git repository, so the agent's changes could "
+            "not be reviewed or reverted with git; run `git init` there, or pass "
+            "--allow-non-git (or --approval read-only)"
+        )
     recent = RecentSessions()
     resumed = _session_to_resume(args, recent)
     if args.continue_last and resumed is None:
         return _fail(f"no session to continue in {args.workspace} (start one without --continue)")
     session_id, last_seq = (resumed.session_id, resumed.last_seq) if resumed else (None, 0)
-    if terminal.wanted(sys.stdin, sys.stdout):
-        return _run_terminal(args, workspace, recent, session_id, last_seq)
+    checkpoints = CheckpointStore(workspace)
+    if at_terminal:
+        return _run_terminal(args, workspace, checkpoints, approval, recent, session_id, last_seq)
+    lines = _StdinLines()
     client = IdeClient(
         args.url,
         args.token,
-        ToolRunner(workspace),
+        ToolRunner(workspace, checkpoints=checkpoints),
         display=ConsoleDisplay(sys.stdout, show_diffs=True),
         session_id=session_id,
         last_seq=last_seq,
+        on_approval=_PlainApprovals(workspace, lines).ask if approval is ApprovalMode.ASK else None,
+        approval=approval,
+        checkpoints=checkpoints,
     )
     try:
         if args.message is not None:
             return asyncio.run(_one_turn(client, args.message))
-        return asyncio.run(_interactive(client))
+        return asyncio.run(_interactive(client, lines))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -183,16 +228,30 @@ def _session_to_resume(args: argparse.Namespace, recent: RecentSessions) -> Rece
     return None
 
 
+def _approval_mode(asked: str | None, at_terminal: bool) -> ApprovalMode | None:
+    """The mode `--approval` names (None: no such mode); by default `ask` at a terminal,
+    where someone can answer, else `auto-edit`."""
+    if asked is None:
+        return ApprovalMode.ASK if at_terminal else ApprovalMode.AUTO_EDIT
+    try:
+        return ApprovalMode(asked)
+    except ValueError:
+        return None
+
+
 def _run_terminal(
     args: argparse.Namespace,
     workspace: Workspace,
+    checkpoints: CheckpointStore,
+    approval: ApprovalMode,
     recent: RecentSessions,
     session_id: str | None,
     last_seq: int,
 ) -> int:
     """The same, drawn for a person at a terminal (spinner, colours, line editor)."""
-    changes = terminal.ChangeRecorder(ToolRunner(workspace))
+    changes = terminal.ChangeRecorder(ToolRunner(workspace, checkpoints=checkpoints))
     view = terminal.TerminalDisplay(Console(highlight=False, emoji=False), changes)
+    approvals = terminal.TerminalApprovals(view, workspace)
     client = IdeClient(
         args.url,
         args.token,
@@ -201,9 +260,12 @@ def _run_terminal(
         on_event=view.on_event,
         session_id=session_id,
         last_seq=last_seq,
+        on_approval=approvals.ask,
+        approval=approval,
+        checkpoints=checkpoints,
     )
     app = terminal.TerminalApp(
-        client, view, changes, args.workspace, recent, state_dir() / HISTORY_FILE
+        client, view, changes, approvals, args.workspace, recent, state_dir() / HISTORY_FILE
     )
     try:
         if args.message is None:
@@ -228,9 +290,8 @@ async def _one_turn(client: IdeClient, message: str) -> int:
     return EXIT_DONE if turn.state is SessionState.DONE else EXIT_TURN_FAILED
 
 
-async def _interactive(client: IdeClient) -> int:
+async def _interactive(client: IdeClient, lines: _StdinLines) -> int:
     loop = asyncio.get_running_loop()
-    lines = _StdinLines(loop)
     main = asyncio.current_task()
     cancelling: set[asyncio.Task[None]] = set()
 
@@ -256,9 +317,9 @@ async def _interactive(client: IdeClient) -> int:
             )
             while (line := await lines.next(PROMPT)) is not None:
                 parsed = parse_line(line)
-                if parsed is Command.QUIT:
+                if isinstance(parsed, Invocation) and parsed.command is Command.QUIT:
                     break
-                if isinstance(parsed, Command | Unknown):
+                if isinstance(parsed, Invocation | Unknown):
                     print(PLAIN_COMMANDS, file=sys.stderr)
                 elif parsed.strip():
                     cancelling.clear()
@@ -270,16 +331,19 @@ async def _interactive(client: IdeClient) -> int:
 
 
 class _StdinLines:
-    """Lines typed at the prompt, read by a daemon thread so the event loop (and the socket's
-    pings) keep running, and so that quitting never waits for a blocked read."""
+    """Lines typed at the prompt (or answers to approvals), read by a daemon thread so the
+    event loop (and the socket's pings) keep running, and so that quitting never waits for a
+    blocked read. The thread starts at the first `next`: stdin is not read before."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        threading.Thread(target=self._read, name="stdin", daemon=True).start()
 
     async def next(self, prompt: str) -> str | None:
         """The next line, or None at end of input or after `stop()`."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            threading.Thread(target=self._read, name="stdin", daemon=True).start()
         print(prompt, end="", file=sys.stderr, flush=True)
         return await self._queue.get()
 
@@ -294,11 +358,36 @@ class _StdinLines:
         self._push(None)
 
     def _push(self, line: str | None) -> bool:
+        assert self._loop is not None
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
         except RuntimeError:
             return False
         return True
+
+
+class _PlainApprovals:
+    """Approvals when piped: the change and the question on stdout, the answer a stdin line
+    (end of input rejects)."""
+
+    def __init__(self, workspace: Workspace, lines: _StdinLines) -> None:
+        self.workspace = workspace
+        self.lines = lines
+
+    async def ask(self, request: ApprovalRequest) -> ApprovalAnswer:
+        shown = await asyncio.to_thread(preview, self.workspace, request)
+        what = describe_call(request.tool, request.arguments)
+        print(f"[approval] {what} wants to {shown.summary}", flush=True)
+        if shown.diff is not None:
+            print(shown.diff, end="" if shown.diff.endswith("\n") else "\n", flush=True)
+        while True:
+            line = await self.lines.next(f"Allow? {QUESTION}: ")
+            if line is None:
+                return ApprovalAnswer(Decision.REJECT, "No answer came (end of input).")
+            answer = read_answer(line)
+            if answer is not None:
+                return answer
+            print("Answer y, a or n (n may be followed by a reason).", file=sys.stderr)
 
 
 def _run_replay(args: argparse.Namespace) -> int:

@@ -12,6 +12,14 @@ computed, never a second run. Reconnecting retries with jittered exponential bac
 `reconnect_window` seconds (60 by default) while the gateway is unreachable or says the
 orchestrator is unavailable (both restart independently). A message whose turn never started
 (sent into a dying connection, or typed while disconnected) is sent again after the resume.
+
+The user in control (protocol 1.2): given an `on_approval` handler, the client declares the
+`approvals` feature and answers each `approval_request` with the handler's decision, once (an
+`approval_request` offered again after a resume gets the answer already given, never a second
+question). Nothing is written before the `tool_call` that follows an allow. `approval` is the
+mode a new session starts in, `set_approval` changes it. Given a `CheckpointStore` (the one
+its `ToolRunner` writes through), `undo` puts back the files of the last (or a chosen) turn
+and tells the service with `files_reverted`, so the model knows.
 """
 
 from __future__ import annotations
@@ -31,25 +39,45 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
+from ide_client.approvals import ApprovalHandler
+from ide_client.checkpoints import (
+    CheckpointCode,
+    CheckpointError,
+    CheckpointStore,
+    Reverted,
+    TurnKey,
+)
 from ide_client.display import ConsoleDisplay, Display
 from ide_client.errors import GatewayCode, GatewayError
 from ide_client.tools import IMPLEMENTED_TOOLS, ToolRunner
 from ide_client.workspace import Workspace
 from wire import (
+    FEATURE_APPROVALS,
+    FEATURE_STEERING,
     SERVER_MESSAGE,
+    WRITE_TOOL_NAMES,
     AgentDelta,
     AgentMessage,
+    Approval,
+    ApprovalMode,
+    ApprovalModeChanged,
+    ApprovalRequest,
     Cancel,
     Capabilities,
     ClientInfo,
     ContextReport,
     Error,
+    FilesReverted,
+    FilesRevertedEvent,
     Hello,
     ServerMessage,
     Session,
     SessionState,
+    SetApproval,
     StateChanged,
     ToolCall,
+    ToolError,
+    ToolErrorCode,
     ToolResult,
     UserMessage,
     encode,
@@ -60,8 +88,9 @@ DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
 CLIENT_NAME = "agent-service-ide"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 AT_REST = frozenset({SessionState.DONE, SessionState.ERROR, SessionState.IDLE})
-# Finish reasons of a whole answer; any other (length, output_budget, deadline) cut it short.
-ANSWERED = frozenset({"stop", "tool_calls"})
+# Finish reasons of a whole answer (`rejected`: the user rejected a change and ended the turn);
+# any other (length, output_budget, deadline) cut it short.
+ANSWERED = frozenset({"stop", "tool_calls", "rejected"})
 # Close codes after which resuming makes sense: no close frame, going away, server restart.
 RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 # Reconnect policy: attempts spread over at most RECONNECT_WINDOW_S, the n-th after a delay of
@@ -73,6 +102,9 @@ BACKOFF_MAX_S = 5.0
 TRANSIENT_CODES = frozenset(
     {GatewayCode.UNREACHABLE, GatewayCode.CONNECTION_LOST, ErrorCode.ORCHESTRATOR_UNAVAILABLE}
 )
+
+# How long a request made between turns (set_approval, files_reverted) waits for its event.
+REPLY_TIMEOUT_S = 10.0
 
 FrameT = TypeVar("FrameT", bound=BaseModel)
 
@@ -134,7 +166,9 @@ class IdeClient:
     `on_event` sees every numbered event once, in seq order, before the client acts on it;
     what it raises ends the turn and comes out of `run_turn`. `reconnect_window` bounds the
     time spent reconnecting after one loss; `reconnect_attempts` the resumes in a row that
-    bring no new event.
+    bring no new event. `on_approval` answers approval requests (without one the client does
+    not declare `approvals`, and `approval` may not be `ask`); `checkpoints` makes `undo`
+    possible.
     """
 
     def __init__(
@@ -151,7 +185,12 @@ class IdeClient:
         reconnect_window: float = RECONNECT_WINDOW_S,
         open_timeout: float = 10.0,
         implemented_tools: Sequence[str] = IMPLEMENTED_TOOLS,
+        on_approval: ApprovalHandler | None = None,
+        approval: ApprovalMode | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
+        if approval is ApprovalMode.ASK and on_approval is None:
+            raise ValueError("approval mode `ask` needs an on_approval handler")
         self.url = url
         self.implemented_tools = tuple(implemented_tools)
         self.tools = tools
@@ -171,6 +210,24 @@ class IdeClient:
         self._tool_lock = asyncio.Lock()
         self._fatal = False
         self._resumes_without_progress = 0
+        self.on_approval = on_approval
+        self.approval = approval
+        self.checkpoints = checkpoints
+        self._turn_id: str | None = None
+        self._answers: dict[str, Approval] = {}
+        self._asking: dict[str, asyncio.Task[None]] = {}
+        self._requests = 0
+
+    @property
+    def features(self) -> list[str]:
+        """The optional features this client declares in `hello`."""
+        declared = [FEATURE_APPROVALS] if self.on_approval is not None else []
+        return [*declared, FEATURE_STEERING]
+
+    @property
+    def approval_mode(self) -> str | None:
+        """The session's approval mode as the service last said it (None: not connected)."""
+        return self.session.approval if self.session is not None else None
 
     async def __aenter__(self) -> IdeClient:
         await self.connect()
@@ -218,11 +275,62 @@ class IdeClient:
             seq = getattr(frame, "seq", None)
             if seq is None or seq <= self.last_seq:
                 continue
-            self.last_seq = seq
-            if self.on_event is not None:
-                self.on_event(frame)
+            self._seen(frame, seq)
             frames.append(frame)
         return frames
+
+    async def steer(self, content: str) -> None:
+        """Send `content` to the running turn (feature `steering`): the service queues it for
+        the turn's next step (`user_message_queued`) rather than answering `busy`."""
+        if self._turn is None:
+            raise RuntimeError("no turn is running: use run_turn")
+        self._requests += 1
+        await self._send(UserMessage(content=content, id=f"steer-{self._requests}"))
+
+    async def set_approval(self, mode: ApprovalMode) -> None:
+        """Change the session's approval mode. Between turns, wait until the service took it
+        (`approval_mode`); during a turn, the event arrives with the turn's. Raises
+        GatewayError when the service refuses it."""
+        self._requests += 1
+        frame = SetApproval(mode=mode.value, id=f"set-approval-{self._requests}")
+        if self._turn is not None:
+            await self._send(frame)
+            return
+        await self._exchange(frame, ApprovalModeChanged)
+
+    async def undo(self, turn_id: str | None = None, *, force: bool = False) -> Reverted:
+        """Put back the files of the last turn that changed any (or of `turn_id` and every
+        later turn), then tell the service, so the model knows. Only between turns.
+
+        CheckpointError when refused (nothing changed); GatewayError when the files are back
+        but the service did not take the notice (its message says so).
+        """
+        if self.checkpoints is None or self.session_id is None:
+            raise CheckpointError(
+                CheckpointCode.NO_CHECKPOINTS, "this client keeps no checkpoints to undo from"
+            )
+        if self._turn is not None:
+            raise CheckpointError(
+                CheckpointCode.TURN_RUNNING, "a turn is running: undo once it has ended"
+            )
+        reverted = await asyncio.to_thread(
+            self.checkpoints.revert, self.session_id, turn_id, force=force
+        )
+        self._requests += 1
+        notice = FilesReverted(
+            turn_id=reverted.turn_id,
+            paths=list(reverted.paths),
+            id=f"files-reverted-{self._requests}",
+        )
+        try:
+            await self._exchange(notice, FilesRevertedEvent)
+        except GatewayError as exc:
+            raise GatewayError(
+                exc.code,
+                f"the files are back as before turn {reverted.turn_id}, but the agent was not "
+                f"told: {exc.message}",
+            ) from None
+        return reverted
 
     async def run_turn(self, content: str) -> Turn:
         """Send `content` as a user message and live through the turn until the session rests.
@@ -249,7 +357,11 @@ class IdeClient:
         finally:
             turn.ended = True
             self._turn = None
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            for asking in self._asking.values():
+                asking.cancel()
+            await asyncio.gather(
+                *self._running.values(), *self._asking.values(), return_exceptions=True
+            )
         self.display.turn_ended(turn.state)
         return turn
 
@@ -266,20 +378,23 @@ class IdeClient:
             if seq <= self.last_seq:
                 if isinstance(frame, ToolCall):
                     await self._offer(frame, turn)
+                elif isinstance(frame, ApprovalRequest):
+                    await self._ask(frame)
                 return
-            self.last_seq = seq
+            self._seen(frame, seq)
             turn.answered = True
-            self._resumes_without_progress = 0
-            if self.on_event is not None:
-                self.on_event(frame)
         turn.frames.append(frame)
         if isinstance(frame, AgentDelta):
             self.display.agent_text(frame.text)
         elif isinstance(frame, ToolCall):
             await self._offer(frame, turn)
+        elif isinstance(frame, ApprovalRequest):
+            await self._ask(frame)
         elif isinstance(frame, Error):
             self.display.error(frame)
             self._fatal |= frame.fatal
+            if frame.call_id is not None and frame.call_id in self._asking:
+                self._asking[frame.call_id].cancel()
             if frame.source == "protocol" and frame.id == turn.message_id:
                 turn.answered = True
                 turn.end(None)
@@ -293,8 +408,72 @@ class IdeClient:
         elif isinstance(frame, StateChanged) and frame.state in AT_REST:
             turn.end(frame.state)
 
+    def _seen(self, frame: ServerMessage, seq: int) -> None:
+        """A new numbered event: count it, note its turn and mode, show it to `on_event`."""
+        self.last_seq = seq
+        self._resumes_without_progress = 0
+        turn_id = getattr(frame, "turn_id", None)
+        if isinstance(turn_id, str):
+            self._turn_id = turn_id
+        if isinstance(frame, ApprovalModeChanged) and self.session is not None:
+            self.session = self.session.model_copy(update={"approval": frame.mode})
+        if self.on_event is not None:
+            self.on_event(frame)
+
+    async def _ask(self, request: ApprovalRequest) -> None:
+        """Ask the user about a new request; answer one offered again with the answer given."""
+        known = self._answers.get(request.call_id)
+        if known is not None:
+            await self._send_quietly(known)
+        elif request.call_id not in self._asking:
+            task = asyncio.create_task(self._get_approval(request))
+            self._asking[request.call_id] = task
+
+    async def _get_approval(self, request: ApprovalRequest) -> None:
+        try:
+            if self.on_approval is None:
+                answer = Approval(
+                    call_id=request.call_id,
+                    decision="reject",
+                    message="This IDE cannot ask its user for approval.",
+                )
+            else:
+                decided = await self.on_approval(request)
+                answer = Approval(
+                    call_id=request.call_id,
+                    decision=decided.decision.value,
+                    message=decided.message,
+                    end_turn=decided.end_turn,
+                    id=f"approval-{request.call_id}",
+                )
+            self._answers[request.call_id] = answer
+            await self._send_quietly(answer)
+        finally:
+            self._asking.pop(request.call_id, None)
+
+    def _unapproved(self, call: ToolCall) -> ToolResult | None:
+        """A refusal for a write call the service sent without saying why it may run.
+
+        Only where the session uses approvals: there every write `tool_call` names its
+        approval, so one without it is never run.
+        """
+        features = self.session.features if self.session is not None else []
+        if call.tool not in WRITE_TOOL_NAMES or FEATURE_APPROVALS not in features:
+            return None
+        if call.approval is not None:
+            return None
+        error = ToolError(
+            code=ToolErrorCode.DECLINED,
+            message=f"{call.tool} came without an approval; the IDE did not run it",
+        )
+        return ToolResult(call_id=call.call_id, ok=False, error=error)
+
     async def _offer(self, call: ToolCall, turn: Turn) -> None:
         """Run a new call; answer a call offered again with the result it already has."""
+        refused = self._unapproved(call)
+        if refused is not None and call.call_id not in turn.results:
+            turn.results[call.call_id] = refused
+            self.display.tool_outcome(call, refused)
         known = turn.results.get(call.call_id)
         if known is not None:
             await self._send_quietly(known)
@@ -307,6 +486,9 @@ class IdeClient:
             async with self._tool_lock:
                 if turn.ended:
                     return
+                if self.checkpoints is not None and self.session_id is not None:
+                    turn_id = self._turn_id or turn.message_id
+                    self.checkpoints.current = TurnKey(self.session_id, turn_id)
                 result = await asyncio.to_thread(self.tools.answer, call)
             if result is None:
                 return
@@ -331,6 +513,29 @@ class IdeClient:
                 await self._resume(_close_code(closed), _close_reason(closed))
                 continue
             return _decode(raw)
+
+    async def _exchange(self, frame: SetApproval | FilesReverted, kind: type[BaseModel]) -> None:
+        """Send `frame` between turns and read until its event `kind` (seen by `on_event`
+        like any other), or raise GatewayError with the service's refusal."""
+        await self._send(frame)
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                while True:
+                    reply = await self._receive()
+                    if reply is None:
+                        raise GatewayError(GatewayCode.CONNECTION_LOST, "the session ended")
+                    seq = getattr(reply, "seq", None)
+                    if seq is not None and seq > self.last_seq:
+                        self._seen(reply, seq)
+                        if isinstance(reply, kind):
+                            return
+                    if isinstance(reply, Error) and reply.id == frame.id:
+                        raise GatewayError(reply.code, reply.message)
+        except TimeoutError:
+            raise GatewayError(
+                GatewayCode.CONNECTION_LOST,
+                f"no answer to {frame.type} within {REPLY_TIMEOUT_S:g} s",
+            ) from None
 
     async def _send_message(self, turn: Turn) -> None:
         """Send the turn's `user_message`, first resuming a connection lost while idle."""
@@ -377,7 +582,7 @@ class IdeClient:
     async def _hello(self) -> Session:
         """Say hello on the fresh connection and read the `session` reply."""
         client = ClientInfo(name=CLIENT_NAME, version=_version())
-        capabilities = Capabilities(tools=list(self.implemented_tools))
+        capabilities = Capabilities(tools=list(self.implemented_tools), features=self.features)
         resuming = self.session_id is not None
         if resuming:
             hello = Hello(
@@ -388,6 +593,8 @@ class IdeClient:
             )
         else:
             hello = Hello(protocol=1, client=client, capabilities=capabilities)
+            if self.approval is not None:
+                hello = hello.model_copy(update={"approval": self.approval.value})
         try:
             await self._connection().send(encode(hello))
             reply = _decode(await self._connection().recv())

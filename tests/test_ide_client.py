@@ -57,7 +57,7 @@ async def test_client_runs_a_tool_and_streams_the_answer_when_the_turn_completes
             "protocol": 1,
             "last_seq": 0,
             "client": hello["client"],
-            "capabilities": {"tools": list(IMPLEMENTED_TOOLS), "features": []},
+            "capabilities": {"tools": list(IMPLEMENTED_TOOLS), "features": ["steering"]},
         }
         assert hello["client"]["name"] == "agent-service-ide"
         message = await peer.expect("user_message")

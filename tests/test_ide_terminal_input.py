@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ide_client.terminal.commands import Command, Unknown, help_lines, parse_line
+from ide_client.terminal.commands import Command, Invocation, Unknown, help_lines, parse_line
 from ide_client.terminal.typeahead import PASTE_END, PASTE_START, TypeAhead
 
 
@@ -36,16 +36,27 @@ def test_typeahead_waits_for_the_rest_of_a_sequence_split_across_reads() -> None
     assert keys.partial == ""
 
 
+async def test_typeahead_gives_the_line_to_a_waiting_question_instead_of_queuing_it() -> None:
+    keys = typed("next message\r", "n not ")
+    answer = keys.answer_next()
+    keys.feed("this way\r")
+    keys.feed("after\r")
+    assert await answer == "n not this way"
+    assert keys.lines == ["next message", "after"]
+
+
 def test_typeahead_skips_empty_lines() -> None:
     assert typed("\r\r  \r").lines == []
 
 
 def test_slash_words_are_commands_and_other_lines_are_messages() -> None:
-    assert parse_line("/help") is Command.HELP
-    assert parse_line("  /STATUS ") is Command.STATUS
-    assert parse_line("quit") is Command.QUIT
-    assert parse_line("exit") is Command.QUIT
-    assert parse_line("/undo") == Unknown("undo")
+    assert parse_line("/help") == Invocation(Command.HELP)
+    assert parse_line("  /STATUS ") == Invocation(Command.STATUS)
+    assert parse_line("quit") == Invocation(Command.QUIT)
+    assert parse_line("exit") == Invocation(Command.QUIT)
+    assert parse_line("/undo  t3 --force ") == Invocation(Command.UNDO, "t3 --force")
+    assert parse_line("/approval ask") == Invocation(Command.APPROVAL, "ask")
+    assert parse_line("/redo") == Unknown("redo")
     assert parse_line("//etc/hosts is odd") == "/etc/hosts is odd"
     assert parse_line("Add logging to src/auth.js") == "Add logging to src/auth.js"
     assert parse_line("quit smoking\nplease") == "quit smoking\nplease"

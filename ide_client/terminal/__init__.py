@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from ide_client.terminal.app import TerminalApp
+from ide_client.terminal.approve import TerminalApprovals
 from ide_client.terminal.changes import ChangeRecorder
 from ide_client.terminal.view import TerminalDisplay
 
@@ -22,4 +23,4 @@ def wanted(stdin: TextIO, stdout: TextIO, environ: Mapping[str, str] = os.enviro
     return stdin.isatty() and stdout.isatty()
 
 
-__all__ = ["ChangeRecorder", "TerminalApp", "TerminalDisplay", "wanted"]
+__all__ = ["ChangeRecorder", "TerminalApp", "TerminalApprovals", "TerminalDisplay", "wanted"]

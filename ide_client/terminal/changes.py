@@ -6,9 +6,9 @@ applied; for `write_file` it is computed from the file's text before and after t
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from ide_client.approvals import text_diff
 from ide_client.errors import ToolFailure
 from ide_client.tools import ToolRunner
 from wire import ToolCall, ToolResult
@@ -53,13 +53,4 @@ class ChangeRecorder:
 def _diff_of(arguments: dict[str, Any], before: str | None) -> str:
     if before is None:
         return str(arguments.get("diff", ""))
-    path = str(arguments.get("path", ""))
-    after = str(arguments.get("content", ""))
-    old_name = f"a/{path}" if before else "/dev/null"
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
-        fromfile=old_name,
-        tofile=f"b/{path}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return text_diff(str(arguments.get("path", "")), before, str(arguments.get("content", "")))

@@ -1,7 +1,8 @@
 """Slash commands: handled by the terminal itself, never sent to the model.
 
-A line is a command when its first word is `/name` (letters only); `quit` and `exit` alone are
-`/quit`. A line starting with `//` is sent to the model with one `/` removed.
+A line is a command when its first word is `/name` (letters only), the rest of the line its
+argument (`/undo t3`); `quit` and `exit` alone are `/quit`. A line starting with `//` is sent
+to the model with one `/` removed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,21 @@ class Command(Enum):
     HELP = "show these commands"
     STATUS = "the session, the connection, the workspace and the tokens used so far"
     DIFF = "the workspace's uncommitted changes (git diff)"
+    UNDO = (
+        "put back the files the last turn changed (/undo t3: turn t3 and every later one; "
+        "--force overwrites your own edits since); the agent is told"
+    )
+    APPROVAL = "show or set the approval mode: /approval read-only | ask | auto-edit"
     NEW = "start a new session (the agent forgets this conversation)"
     QUIT = "leave (Ctrl-D does the same)"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A command as typed, with the rest of its line (stripped, '' when none)."""
+
+    command: Command
+    argument: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,14 +45,14 @@ class Unknown:
     name: str
 
 
-Parsed = Command | Unknown | str
+Parsed = Invocation | Unknown | str
 
 
 def parse_line(line: str) -> Parsed:
     """A command, an unknown command, or the message to send (a `//` escape undone)."""
     stripped = line.strip()
     if stripped.lower() in QUIT_WORDS:
-        return Command.QUIT
+        return Invocation(Command.QUIT)
     if stripped.startswith("//"):
         return stripped[1:]
     match = COMMAND.match(stripped)
@@ -47,7 +61,7 @@ def parse_line(line: str) -> Parsed:
     name = match["name"].lower()
     for command in Command:
         if command.name.lower() == name:
-            return command
+            return Invocation(command, (match["rest"] or "").strip())
     return Unknown(name)
 
 

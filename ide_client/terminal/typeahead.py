@@ -28,6 +28,7 @@ class TypeAhead:
 
     `lines` are the messages completed with Enter, in order; `partial` is what was typed after
     the last Enter (the next prompt starts with it). `on_change` is called after every key.
+    While a question waits (`answer_next`), Enter answers it instead of queuing the line.
     """
 
     def __init__(
@@ -42,6 +43,12 @@ class TypeAhead:
         self._pending = ""
         self._in_paste = False
         self._saved: list[Any] | None = None
+        self._answer: asyncio.Future[str] | None = None
+
+    def answer_next(self) -> asyncio.Future[str]:
+        """The next line completed with Enter (empty too), as the answer to a question."""
+        self._answer = asyncio.get_running_loop().create_future()
+        return self._answer
 
     def start(self) -> None:
         """Turn echo and line buffering off and read keys on the running event loop."""
@@ -104,8 +111,11 @@ class TypeAhead:
         if self._in_paste:
             self.partial += "\n" if key == "\r" else key
         elif key in "\r\n":
-            if self.partial.strip():
+            if self._answer is not None and not self._answer.done():
+                self._answer.set_result(self.partial)
+            elif self.partial.strip():
                 self.lines.append(self.partial)
+            self._answer = None
             self.partial = ""
         elif key in ERASE:
             self.partial = self.partial[:-1]

@@ -2,7 +2,9 @@
 
 A spinner with the elapsed time and "Ctrl-C to cancel" while the model thinks or a tool runs;
 the agent's text as it streams; one line per tool call, with the coloured diff of every change;
-each error once, in red; a footer per turn with its outcome, time and tokens.
+each error once, in red; a footer per turn with its outcome, time and tokens. A write call
+that waits for approval shows what it would change and the question (the change is not shown
+again once the user allowed it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from ide_client.approvals import QUESTION, ApprovalAnswer, Preview
 from ide_client.display import describe_call, repeats_tool_failure, turn_outcome
 from ide_client.terminal.changes import ChangeRecorder
 from wire import (
     AgentMessage,
+    ApprovalSource,
+    Decision,
     Error,
     ServerMessage,
     SessionState,
@@ -107,7 +112,7 @@ class TerminalDisplay:
             if call.tool == "git.diff" and not self._changed:
                 self.show_diff(str((result.output or {}).get("diff", "")))
             diff = self.changes.diff_for(call.call_id) if self.changes else None
-            if diff is not None:
+            if diff is not None and call.approval != ApprovalSource.USER:
                 self._changed = True
                 self.show_diff(diff)
         self._wait("waiting for the model")
@@ -154,13 +159,37 @@ class TerminalDisplay:
         """Something the user asked for locally did not work."""
         self._print(Text(text, style="red"))
 
+    # ---- approvals --------------------------------------------------------------------------
+
+    def approval_asked(self, what: str, shown: Preview) -> None:
+        """A write call waits for the user: what it would change, then the question line."""
+        self._print(Text(f"? {what} wants to {shown.summary}", style="bold yellow"))
+        if shown.diff is not None:
+            self.show_diff(shown.diff)
+        self._show(_Question(self))
+
+    def approval_unclear(self) -> None:
+        """The answer was none of y, a, n."""
+        self._print(Text("Answer y, a or n (n may be followed by a reason).", style="yellow"))
+
+    def approval_answered(self, answer: ApprovalAnswer) -> None:
+        """The user's answer, as one line, once the question is off the screen."""
+        self.stop()
+        if answer.decision is Decision.REJECT:
+            reason = f": {answer.message}" if answer.message else ""
+            self._print(Text(f"rejected{reason}", style="red"))
+        elif answer.decision is Decision.ALLOW_ONCE:
+            self._print(Text("allowed", style="green"))
+        else:
+            self._print(Text("allowed, and not asked again for this tool", style="green"))
+
     # ---- drawing ---------------------------------------------------------------------------
 
     def _wait(self, label: str) -> None:
         """Show the spinner with `label`, from now (replacing the one shown)."""
         self._show(_Waiting(label, time.monotonic(), self))
 
-    def _show(self, waiting: _Waiting) -> None:
+    def _show(self, waiting: _Waiting | _Question) -> None:
         self.stop()
         self._end_line()
         self._live = Live(
@@ -178,7 +207,7 @@ class TerminalDisplay:
         self.stop()
         self._end_line()
         self.console.print(text, highlight=False, soft_wrap=True)
-        if isinstance(waiting, _Waiting):
+        if isinstance(waiting, _Waiting | _Question):
             self._show(waiting)
 
     def _end_line(self) -> None:
@@ -204,6 +233,16 @@ class _Waiting:
             text.append(f"  typed: {_one_line(self.view.typed)}", style="italic")
         self.spinner.update(text=text)
         return self.spinner
+
+
+class _Question:
+    """The approval question's line, with what the user has typed so far."""
+
+    def __init__(self, view: TerminalDisplay) -> None:
+        self.view = view
+
+    def __rich__(self) -> Text:
+        return Text.assemble((f"Allow? {QUESTION}: ", "bold yellow"), self.view.typed)
 
 
 def _diff_style(line: str) -> str:
