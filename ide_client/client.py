@@ -214,7 +214,8 @@ class IdeClient:
         self.approval = approval
         self.checkpoints = checkpoints
         self._turn_id: str | None = None
-        self._answers: dict[str, Approval] = {}
+        self._answers: dict[str, tuple[Approval, int]] = {}
+        self._connections = 0
         self._asking: dict[str, asyncio.Task[None]] = {}
         self._requests = 0
 
@@ -421,10 +422,17 @@ class IdeClient:
             self.on_event(frame)
 
     async def _ask(self, request: ApprovalRequest) -> None:
-        """Ask the user about a new request; answer one offered again with the answer given."""
+        """Ask the user about a new request; answer one offered again with the answer given.
+
+        Only an answer sent on an earlier connection can have been lost: one sent on this
+        connection reached the service after its offer, so it is not sent twice.
+        """
         known = self._answers.get(request.call_id)
         if known is not None:
-            await self._send_quietly(known)
+            answer, connection = known
+            if connection < self._connections:
+                self._answers[request.call_id] = (answer, self._connections)
+                await self._send_quietly(answer)
         elif request.call_id not in self._asking:
             task = asyncio.create_task(self._get_approval(request))
             self._asking[request.call_id] = task
@@ -446,7 +454,7 @@ class IdeClient:
                     end_turn=decided.end_turn,
                     id=f"approval-{request.call_id}",
                 )
-            self._answers[request.call_id] = answer
+            self._answers[request.call_id] = (answer, self._connections)
             await self._send_quietly(answer)
         finally:
             self._asking.pop(request.call_id, None)
@@ -551,6 +559,7 @@ class IdeClient:
     # ---- connection ----------------------------------------------------------------------
 
     async def _open(self) -> None:
+        self._connections += 1
         try:
             self._ws = await connect(
                 self.url,

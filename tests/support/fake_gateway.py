@@ -58,8 +58,8 @@ class Peer:
         """Send an event already sent, verbatim (as a resume does)."""
         await self.connection.send(json.dumps(self.gateway.sent[seq]))
 
-    async def accept_hello(self, *, resumed: bool = False) -> Frame:
-        """Read `hello` and answer with a `session` reply."""
+    async def accept_hello(self, *, resumed: bool = False, **session: Any) -> Frame:
+        """Read `hello` and answer with a `session` reply (`session`: more of its fields)."""
         hello = await self.expect("hello")
         await self.reply(
             "session",
@@ -69,6 +69,7 @@ class Peer:
             resumed=resumed,
             protocol=1,
             tools=TOOLS,
+            **session,
         )
         return hello
 
