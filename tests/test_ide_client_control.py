@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from ide_client.workspace import Workspace
 from tests.support.fake_gateway import TOKEN, FakeGateway, Peer
 from wire import ApprovalMode, ApprovalRequest, Decision
 
-APPROVING = {"features": ["approvals", "steering"], "approval": "ask"}
+APPROVING: dict[str, Any] = {"features": ["approvals", "steering"], "approval": "ask"}
 ADD_LINE = """\
 --- a/src/auth.js
 +++ b/src/auth.js
