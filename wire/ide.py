@@ -105,6 +105,12 @@ ApprovalSourceText = Annotated[
     str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ApprovalSource"})
 ]
 """An `ApprovalSource` value, as a server frame carries it."""
+ApprovalModeName = Annotated[
+    str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ApprovalMode"})
+]
+"""An `ApprovalMode` value, as a server frame carries it."""
+DecisionName = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "Decision"})]
+"""A `Decision` value, as a server frame carries it."""
 
 
 def _exactly_protocol_1(value: Any) -> Any:
@@ -281,8 +287,8 @@ class Session(_ServerFrame):
     features: list[str] = Field(
         default_factory=list, description="The optional features this session uses."
     )
-    approval: ApprovalModeText = Field(
-        default="auto-edit", description="The session's approval mode now."
+    approval: ApprovalModeName = Field(
+        default=ApprovalMode.AUTO_EDIT.value, description="The session's approval mode now."
     )
 
 
@@ -343,7 +349,7 @@ class ApprovalDecision(_ServerFrame):
     seq: int
     turn_id: str
     call_id: str
-    decision: DecisionText
+    decision: DecisionName
     message: str | None = None
 
 
@@ -353,7 +359,7 @@ class ApprovalModeChanged(_ServerFrame):
     type: Literal["approval_mode"] = "approval_mode"
     session_id: str
     seq: int
-    mode: ApprovalModeText
+    mode: ApprovalModeName
 
 
 class UserMessageQueued(_ServerFrame):
