@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acp import PROTOCOL_VERSION, RequestError
-from acp.helpers import update_current_mode
 from acp.interfaces import Client
 from acp.schema import (
     AgentCapabilities,
@@ -116,14 +115,13 @@ class ServiceAgent:
         """Switch the session's approval mode (ask, auto-edit, read-only)."""
         session = self._session(session_id)
         try:
-            session.policy.mode = ApprovalMode(mode_id)
+            mode = ApprovalMode(mode_id)
         except ValueError:
             known = ", ".join(mode.value for mode in ApprovalMode)
             raise RequestError.invalid_params(
                 {"modeId": mode_id, "message": f"unknown mode; the modes are {known}"}
             ) from None
-        session.link.notify(update_current_mode(mode_id))
-        await session.link.flush()
+        await session.set_mode(mode)
         return SetSessionModeResponse()
 
     async def prompt(

@@ -5,7 +5,9 @@ thread; the call itself runs as one coroutine on the event loop, so cancelling t
 whatever editor request it is waiting on. Edits are planned in memory first (old and new text),
 shown to the user with `session/request_permission` unless the session's mode says otherwise,
 and only then written with `fs/write_text_file`. A refusal reaches the model as a `declined`
-tool error.
+tool error. Where the service asks for approval itself (feature `approvals`), its
+`approval_request` is shown the same way (`ask_approval`) before any `tool_call`, and a call
+the service approved is written without asking again.
 """
 
 from __future__ import annotations
@@ -34,9 +36,17 @@ from acp_agent.link import EditorLink
 from acp_agent.modes import EditDecision, EditPolicy
 from acp_agent.offered import missing_capability
 from acp_agent.patching import PlannedEdit, plan_patch
-from acp_agent.presentation import message
-from ide_client import IdeClientError, ToolCode, Workspace
-from wire import BY_IDE_NAME, AgentServiceError, ToolCall, ToolError, ToolErrorCode, ToolResult
+from acp_agent.presentation import message, tool_locations, tool_preview, tool_title
+from ide_client import IdeClientError, PatchError, ToolCode, Workspace
+from wire import (
+    BY_IDE_NAME,
+    AgentServiceError,
+    ApprovalRequest,
+    ToolCall,
+    ToolError,
+    ToolErrorCode,
+    ToolResult,
+)
 from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,7 @@ log = logging.getLogger(__name__)
 ALLOW_ONCE = "allow_once"
 ALLOW_ALWAYS = "allow_always"
 REJECT_ONCE = "reject_once"
+REJECT_ALWAYS = "reject_always"
 PERMISSION_OPTIONS = (
     PermissionOption(option_id=ALLOW_ONCE, name="Allow", kind="allow_once"),
     PermissionOption(
@@ -51,6 +62,18 @@ PERMISSION_OPTIONS = (
     ),
     PermissionOption(option_id=REJECT_ONCE, name="Reject", kind="reject_once"),
 )
+"""The options of an edit the bridge itself asks about (a service without approvals)."""
+APPROVAL_OPTIONS = (
+    PermissionOption(option_id=ALLOW_ONCE, name="Allow", kind="allow_once"),
+    PermissionOption(
+        option_id=ALLOW_ALWAYS, name="Always allow this tool in this session", kind="allow_always"
+    ),
+    PermissionOption(option_id=REJECT_ONCE, name="Reject", kind="reject_once"),
+    PermissionOption(
+        option_id=REJECT_ALWAYS, name="Reject, and make the session read-only", kind="reject_always"
+    ),
+)
+"""The options of an `approval_request` the service sends (feature `approvals`)."""
 RESOURCE_NOT_FOUND = -32002
 # The output `git diff` would print in a terminal of the user's, made stable and parseable.
 GIT_DIFF_ARGS = (
@@ -137,6 +160,62 @@ class EditorTools:
         with self._lock:
             if self._running is not None and self._running_call == call_id:
                 self._running.cancel()
+
+    async def ask_approval(self, request: ApprovalRequest) -> str | None:
+        """Show an `approval_request` as a permission dialog with the diffs it would make;
+        the option the user picked (`APPROVAL_OPTIONS`), None when the dialog was cancelled.
+
+        Nothing is written: the files are read through the editor and the change planned in
+        memory. When it cannot be planned (the patch does not fit, a path is refused), the
+        dialog shows the raw arguments, and the call, if allowed, fails as it would anyway.
+        """
+        try:
+            edits = await self._planned(request.tool, request.arguments)
+        except (IdeClientError, RequestError, PatchError, ValueError):
+            edits = None
+        if edits:
+            paths = [self._absolute(edit.path, write=True) for edit in edits]
+            content: list[Any] = [
+                tool_diff_content(str(path), edit.new_text, edit.old_text)
+                for path, edit in zip(paths, edits, strict=True)
+            ]
+            locations = [ToolCallLocation(path=str(path)) for path in paths]
+            title = "Edit " + ", ".join(edit.path for edit in edits)
+        else:
+            content = tool_preview(request.tool, request.arguments) or message(
+                f"{request.tool} {request.arguments}"
+            )
+            locations = tool_locations(request.tool, request.arguments, self.workspace.root)
+            title = tool_title(request.tool, request.arguments)
+        editor = await self.link.editor()
+        question = ToolCallUpdate(
+            tool_call_id=request.call_id,
+            title=title,
+            kind="edit",
+            status="pending",
+            content=content,
+            locations=locations,
+        )
+        response = await editor.request_permission(
+            self.link.session_id, question, list(APPROVAL_OPTIONS)
+        )
+        outcome = response.outcome
+        return outcome.option_id if isinstance(outcome, AllowedOutcome) else None
+
+    async def _planned(self, tool: str, arguments: dict[str, Any]) -> list[PlannedEdit]:
+        """The edits a write call would make, planned from the editor's text of each file."""
+        spec = BY_IDE_NAME.get(tool)
+        if spec is None or tool not in self.offered:
+            return []
+        checked = spec.arguments.model_validate(arguments)
+        if isinstance(checked, WriteFileArguments):
+            path = self._absolute(checked.path, write=True)
+            return [PlannedEdit(checked.path, await self._read_text(path), checked.content)]
+        if isinstance(checked, ApplyPatchArguments):
+            return await self._loop.run_in_executor(
+                _PLANNERS, plan_patch, checked.diff, self._read_from_thread
+            )
+        return []
 
     async def run(self, call: ToolCall) -> ToolResult | None:
         """Run one call; an error result when it failed or was refused."""
@@ -260,7 +339,7 @@ class EditorTools:
         ]
         locations = [ToolCallLocation(path=str(path)) for path in paths]
         title = "Edit " + ", ".join(edit.path for edit in edits)
-        decision = self.policy.decide()
+        decision = EditDecision.ALLOW if call.approval is not None else self.policy.decide()
         if decision is EditDecision.REFUSE:
             raise IdeClientError(
                 ToolErrorCode.DECLINED, "the session is read-only: edits are refused"

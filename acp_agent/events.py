@@ -3,7 +3,8 @@
 One mapper per session sees every event once, in seq order. It keeps what a prompt's answer
 needs (how the turn ended, its usage) and which tool calls are still open: a call is settled
 once, by the bridge's tool runner when it ran the call, else here from the events (an IDE error,
-the next step starting, the turn ending).
+a rejection, the next step starting, the turn ending). A call that waited for approval is shown
+from its `approval_request` on; its `tool_call` then only moves it along.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from acp import (
     update_tool_call,
     update_user_message_text,
 )
+from acp.helpers import update_current_mode
 from acp.schema import StopReason, ToolCallStatus
 
 from acp_agent.link import SessionUpdate
@@ -24,6 +26,10 @@ from acp_agent.presentation import message, tool_kind, tool_locations, tool_prev
 from wire import (
     AgentDelta,
     AgentMessage,
+    ApprovalDecision,
+    ApprovalModeChanged,
+    ApprovalRequest,
+    Decision,
     Error,
     ErrorCode,
     ErrorSource,
@@ -64,8 +70,19 @@ class EventMapper:
         """The updates one numbered event becomes (often one, sometimes none)."""
         if isinstance(event, AgentDelta):
             return [update_agent_message_text(event.text)] if event.text else []
-        if isinstance(event, ToolCall):
+        if isinstance(event, ApprovalRequest):
             return [self._started(event)]
+        if isinstance(event, ToolCall):
+            if event.call_id in self._open_calls:
+                return []
+            return [self._started(event)]
+        if isinstance(event, ApprovalDecision) and event.decision == Decision.REJECT:
+            if not self.settle(event.call_id):
+                return []
+            reason = f"rejected: {event.message}" if event.message else "rejected"
+            return [update_tool_call(event.call_id, status="failed", content=message(reason))]
+        if isinstance(event, ApprovalModeChanged) and self.replaying:
+            return [update_current_mode(event.mode)]
         if isinstance(event, StateChanged):
             return self._state(event)
         if isinstance(event, AgentMessage):
@@ -93,7 +110,7 @@ class EventMapper:
 
     # ---- one kind of event each ---------------------------------------------------------
 
-    def _started(self, call: ToolCall) -> SessionUpdate:
+    def _started(self, call: ToolCall | ApprovalRequest) -> SessionUpdate:
         self._open_calls[call.call_id] = call.tool
         return start_tool_call(
             call.call_id,

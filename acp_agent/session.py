@@ -4,6 +4,12 @@ The ACP session id is the service's session id, so `session/load` is a resume: t
 replays the session's events, which go to the editor as updates, and the session goes on.
 A prompt is one turn (`IdeClient.run_turn`); its events become updates as they arrive, and its
 tool calls run through the editor (`EditorTools`).
+
+The service asks for approval itself (the bridge declares `approvals`, and the session starts
+in the bridge's mode): each `approval_request` becomes `session/request_permission`, whose
+answer goes back as the `approval` frame: allow_once → `allow_once`, allow_always →
+`allow_tool`, reject_once → `reject`, reject_always → `reject` and the session made read-only.
+A service without the feature leaves the asking to the bridge, as before.
 """
 
 from __future__ import annotations
@@ -13,19 +19,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acp import RequestError
+from acp.helpers import update_current_mode
 from acp.interfaces import Client
 from acp.schema import ClientCapabilities, PromptResponse, UsageUpdate
 from acp.schema import Usage as AcpUsage
 
-from acp_agent.editor_tools import RESOURCE_NOT_FOUND, EditorTools
+from acp_agent.editor_tools import (
+    ALLOW_ALWAYS,
+    ALLOW_ONCE,
+    REJECT_ALWAYS,
+    RESOURCE_NOT_FOUND,
+    EditorTools,
+)
 from acp_agent.events import EventMapper
 from acp_agent.link import EditorLink
 from acp_agent.modes import ApprovalMode, EditPolicy
 from acp_agent.offered import offered_tools
-from ide_client import GatewayError, IdeClient, IdeClientError, Workspace
-from wire import Error, ErrorCode, ServerMessage, SessionState
+from ide_client import ApprovalAnswer, GatewayError, IdeClient, IdeClientError, Workspace
+from wire import (
+    FEATURE_APPROVALS,
+    ApprovalRequest,
+    Decision,
+    Error,
+    ErrorCode,
+    ServerMessage,
+    SessionState,
+)
+from wire import ApprovalMode as ServiceMode
 
 _RUNNING = frozenset({SessionState.STREAMING, SessionState.AWAITING_TOOL})
+_DECISIONS = {ALLOW_ONCE: Decision.ALLOW_ONCE, ALLOW_ALWAYS: Decision.ALLOW_TOOL}
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,8 @@ class BridgeSession:
             on_event=self._on_event,
             session_id=session_id,
             implemented_tools=self.offered,
+            on_approval=self._approve,
+            approval=ServiceMode(self.policy.mode.value) if session_id is None else None,
         )
         try:
             session = await client.connect()
@@ -97,6 +122,8 @@ class BridgeSession:
             raise _request_error(exc) from None
         self._client = client
         self.link.session_id = session.session_id
+        if self.service_approves:
+            self.policy.mode = ApprovalMode(session.approval)
         if session_id is None:
             return
         if session.state in _RUNNING:
@@ -116,6 +143,37 @@ class BridgeSession:
         finally:
             self.mapper.replaying = False
         await self.link.flush()
+
+    @property
+    def service_approves(self) -> bool:
+        """The service asks for approval itself (it took up the `approvals` feature)."""
+        session = self._client.session if self._client is not None else None
+        return session is not None and FEATURE_APPROVALS in session.features
+
+    async def set_mode(self, mode: ApprovalMode) -> None:
+        """Switch the approval mode (the service's too, when it asks), and say so."""
+        self.policy.mode = mode
+        if self.service_approves:
+            try:
+                await self._connected().set_approval(ServiceMode(mode.value))
+            except GatewayError as exc:
+                raise _request_error(exc) from None
+        self.link.notify(update_current_mode(mode.value))
+        await self.link.flush()
+
+    async def _approve(self, request: ApprovalRequest) -> ApprovalAnswer:
+        """The editor's answer to one approval request, as the service takes it."""
+        chosen = await self.tools.ask_approval(request)
+        if chosen is None:
+            return ApprovalAnswer(Decision.REJECT, "The user cancelled.", end_turn=True)
+        decision = _DECISIONS.get(chosen)
+        if decision is not None:
+            return ApprovalAnswer(decision)
+        if chosen == REJECT_ALWAYS:
+            self.policy.mode = ApprovalMode.READ_ONLY
+            await self._connected().set_approval(ServiceMode.READ_ONLY)
+            self.link.notify(update_current_mode(ApprovalMode.READ_ONLY.value))
+        return ApprovalAnswer(Decision.REJECT)
 
     async def prompt(self, text: str) -> PromptResponse:
         """Run one turn; answer when the session has come to rest."""

@@ -5,8 +5,14 @@ unified diff or a `*** Begin Patch` patch, `read(path)` returns a file's current
 when there is none); it returns a `PlannedFile` (path, new text or None when deleted,
 created, executable, source) per changed file, or raises `PatchConflict`, whose `message`
 and `details` say which hunks were refused and why. Write the result all or nothing.
+
+`IdeClient` takes an `ApprovalHandler` (answers each `approval_request` with an
+`ApprovalAnswer`) and a `CheckpointStore` (the one its `ToolRunner` writes through, so that
+`undo` can put a turn's files back; `CheckpointError` says why it would not).
 """
 
+from ide_client.approvals import ApprovalAnswer, ApprovalHandler
+from ide_client.checkpoints import CheckpointCode, CheckpointError, CheckpointStore, Reverted
 from ide_client.client import DEFAULT_URL, IdeClient, Turn, run_one_turn
 from ide_client.display import ConsoleDisplay
 from ide_client.errors import GatewayCode, GatewayError, IdeClientError, ToolCode, ToolFailure
@@ -19,6 +25,11 @@ __all__ = [
     "AGENT_CONFIG_DIR",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_URL",
+    "ApprovalAnswer",
+    "ApprovalHandler",
+    "CheckpointCode",
+    "CheckpointError",
+    "CheckpointStore",
     "Conflict",
     "ConsoleDisplay",
     "GatewayCode",
@@ -28,6 +39,7 @@ __all__ = [
     "PatchConflict",
     "PatchError",
     "PlannedFile",
+    "Reverted",
     "ToolCode",
     "ToolFailure",
     "ToolRunner",
