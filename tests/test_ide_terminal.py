@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -17,10 +16,9 @@ import pytest
 from agent_service.stack import ServiceStack, StackConfig
 from ide_client.sample import create_sample_workspace
 from tests.support.stack import TEST_TOKEN, running_stack, started_stack
+from tests.support.terminal import Terminal, open_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|[\x07\x08]")
-PROMPT_READY = r"\x1b\[\?2004h"
 GREEN = "\x1b[32m"
 RED = "\x1b[1;31m"
 UP = "\x1b[A"
@@ -43,68 +41,9 @@ def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig
         yield config
 
 
-class Terminal:
-    """`agent-service ide` in a pseudo-terminal; everything it drew is kept in `screen`."""
-
-    def __init__(self, url: str, workspace: Path, state: Path, *args: str, **env: str) -> None:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "NO_COLOR"))}
-        self.output = io.StringIO()
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "agent_service", "ide", "--workspace", str(workspace), "--url", url, *args],
-            cwd=str(ROOT),
-            env={
-                **clean,
-                "TERM": "xterm-256color",
-                "PROMPT_TOOLKIT_NO_CPR": "1",
-                "XDG_STATE_HOME": str(state),
-                "AGENT_TOKEN": TEST_TOKEN,
-                **env,
-            },
-            encoding="utf-8",
-            dimensions=(50, 200),
-            timeout=30,
-        )
-        self.child.logfile_read = self.output
-
-    def expect(self, pattern: str) -> None:
-        self.child.expect(pattern)
-
-    def prompt(self) -> None:
-        """Wait until the line editor is ready for input."""
-        self.child.expect(PROMPT_READY)
-
-    def send(self, keys: str) -> None:
-        self.child.send(keys)
-
-    def quit(self) -> int:
-        self.child.send("\x15\x04")
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        return int(self.child.exitstatus or 0)
-
-    @property
-    def raw(self) -> str:
-        return self.output.getvalue()
-
-    @property
-    def text(self) -> str:
-        """What the screen showed, colours and cursor moves taken out."""
-        return ANSI.sub("", self.raw).replace("\r", "")
-
-
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     return create_sample_workspace(tmp_path / "ws")
-
-
-def open_terminal(
-    config: StackConfig, workspace: Path, tmp_path: Path, *args: str, **env: str
-) -> Terminal:
-    terminal = Terminal(config.gateway_url, workspace, tmp_path / "state", *args, **env)
-    terminal.expect("/help for commands")
-    terminal.prompt()
-    return terminal
 
 
 def test_terminal_shows_a_spinner_then_the_change_as_a_coloured_diff_and_a_footer(
@@ -157,9 +96,9 @@ def test_terminal_handles_help_itself_and_sends_nothing_to_the_model(
     terminal.child.close()
     assert terminal.child.exitstatus == 0
     shown = terminal.text
-    for command in ("/help", "/status", "/diff", "/new", "/quit"):
+    for command in ("/help", "/status", "/diff", "/undo", "/approval", "/new", "/quit"):
         assert command in shown
-    assert "/undo" not in shown and "/mode" not in shown
+    assert "/mode" not in shown
     assert "offline demo model" not in shown
     assert "done ·" not in shown
 
