@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,7 +78,7 @@ def test_ask_mode_shows_the_patch_and_writes_nothing_before_the_user_allows_it(
     terminal = open_terminal(stack, workspace, tmp_path, "--approval", "ask")
     terminal.send("log it\r")
     terminal.expect("apply_patch wants to apply a patch")
-    terminal.expect(GREEN + r"\+// Logged\.")
+    terminal.expect(re.escape(GREEN + "+// Logged."))
     terminal.expect(r"Allow\? \[y\]es / \[a\]lways / \[n\]o \(\+ reason\)")
     assert (workspace / "src/auth.js").read_text() == AUTH_JS, "nothing written before the answer"
     terminal.send("maybe\r")
