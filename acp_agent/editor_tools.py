@@ -123,6 +123,7 @@ class EditorTools:
         self._running: concurrent.futures.Future[ToolResult | None] | None = None
         self._running_call: str | None = None
         self._cancelled = False
+        self._one_question = asyncio.Lock()
 
     # ---- the gateway client's side (worker thread) ---------------------------------------
 
@@ -168,7 +169,12 @@ class EditorTools:
         Nothing is written: the files are read through the editor and the change planned in
         memory. When it cannot be planned (the patch does not fit, a path is refused), the
         dialog shows the raw arguments, and the call, if allowed, fails as it would anyway.
+        Questions are asked one at a time, in the order the requests came.
         """
+        async with self._one_question:
+            return await self._ask_approval(request)
+
+    async def _ask_approval(self, request: ApprovalRequest) -> str | None:
         try:
             edits = await self._planned(request.tool, request.arguments)
         except (IdeClientError, RequestError, PatchError, ValueError):

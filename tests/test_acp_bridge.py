@@ -21,6 +21,7 @@ from ide_client.sample import AUTH_JS, create_sample_workspace
 from tests.support.acp_editor import (
     ALLOW_ALWAYS,
     ALLOW_ONCE,
+    REJECT_ALWAYS,
     REJECT_ONCE,
     WAIT,
     ScriptedEditor,
@@ -101,7 +102,7 @@ async def test_editor_completes_the_demo_turn_when_it_allows_the_edit(
     assert any(method == "terminal/create" for method, _ in editor.calls)
 
 
-async def test_rejected_edit_reaches_the_model_as_a_declined_tool_result(
+async def test_rejected_edit_reaches_the_model_as_rejected_by_user(
     stack: StackConfig, workspace: Path, tmp_path: Path
 ) -> None:
     editor = ScriptedEditor(workspace, permission=REJECT_ONCE)
@@ -114,7 +115,31 @@ async def test_rejected_edit_reaches_the_model_as_a_declined_tool_result(
     assert not [call for call in editor.calls if call[0] == "fs/write_text_file"]
     patch_id = started(editor)["Apply patch"].tool_call_id
     assert statuses(editor)[patch_id] == ["pending", "failed"]
-    assert "declined: the user declined this edit" in editor.text()
+    [asked] = editor.permission_requests
+    assert asked.tool_call_id == patch_id
+    assert [option.kind for option in editor.permission_options[0]] == [
+        "allow_once",
+        "allow_always",
+        "reject_once",
+        "reject_always",
+    ]
+    assert "rejected_by_user: The user declined this change." in editor.text()
+
+
+async def test_reject_always_makes_the_session_read_only_for_the_service_too(
+    stack: StackConfig, workspace: Path, tmp_path: Path
+) -> None:
+    editor = ScriptedEditor(workspace, permission=REJECT_ALWAYS)
+    async with spawn_bridge(editor, *bridge_args(stack), log_path=tmp_path / "acp.log") as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        sid = session.session_id
+        await conn.prompt(session_id=sid, prompt=[text_block(DEMO)])
+        assert editor.of_kind("current_mode_update")[-1].current_mode_id == "read-only"
+        await conn.prompt(session_id=sid, prompt=[text_block(DEMO)])
+
+    assert len(editor.permission_requests) == 1, "read-only: no write is even proposed"
+    assert "does not offer apply_patch" in editor.text()
+    assert (workspace / "src/auth.js").read_text() == AUTH_JS
 
 
 async def test_modes_refuse_or_skip_the_question_and_allow_always_is_remembered(
@@ -131,7 +156,8 @@ async def test_modes_refuse_or_skip_the_question_and_allow_always_is_remembered(
         refused = await conn.prompt(session_id=sid, prompt=[text_block(DEMO)])
         assert refused.stop_reason == "end_turn"
         assert (workspace / "src/auth.js").read_text() == AUTH_JS
-        assert "declined: the session is read-only" in editor.text()
+        assert "does not offer apply_patch" in editor.text(), "the service offers no write tool"
+        assert editor.permission_requests == []
         assert editor.of_kind("current_mode_update")[-1].current_mode_id == "read-only"
 
         await conn.set_session_mode(session_id=sid, mode_id="ask")
@@ -277,13 +303,14 @@ async def test_write_file_creates_through_the_editor_and_paths_stay_in_the_works
     assert answer.stop_reason == "end_turn"
     assert (workspace / "notes/new.md").read_text() == "hello\n"
     assert not (tmp_path / "escape.txt").exists()
-    [asked] = editor.permission_requests
+    asked, escaping = editor.permission_requests
     [diff] = asked.content
     assert (diff.path, diff.old_text, diff.new_text) == (
         str(workspace / "notes/new.md"),
         None,
         "hello\n",
     )
+    assert escaping.title == "Write ../escape.txt", "a refused path is shown as asked"
     assert all("escape" not in args.get("path", "") for _, args in editor.calls)
     results = [m for m in upstream.requests[-1].json["messages"] if m["role"] == "tool"]
     assert json.loads(results[0]["content"]) == {"bytes_written": 6}

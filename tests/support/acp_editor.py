@@ -45,6 +45,7 @@ from tests.support.procs import ROOT
 ALLOW_ONCE = "allow_once"
 ALLOW_ALWAYS = "allow_always"
 REJECT_ONCE = "reject_once"
+REJECT_ALWAYS = "reject_always"
 WAIT = "wait"
 
 
@@ -66,6 +67,7 @@ class ScriptedEditor:
     updates: list[Any] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     permission_requests: list[ToolCallUpdate] = field(default_factory=list)
+    permission_options: list[list[PermissionOption]] = field(default_factory=list)
     permission_asked: asyncio.Event = field(default_factory=asyncio.Event)
     _cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     _terminals: dict[str, _Terminal] = field(default_factory=dict)
@@ -101,6 +103,7 @@ class ScriptedEditor:
         **kwargs: Any,
     ) -> RequestPermissionResponse:
         self.permission_requests.append(tool_call)
+        self.permission_options.append(options)
         self.permission_asked.set()
         if self.permission == WAIT:
             await self._cancelled.wait()
