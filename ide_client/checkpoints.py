@@ -204,7 +204,13 @@ class CheckpointStore:
             chosen = active[-1] if turn_id is None else _find(active, turn_id)
             undone = active[active.index(chosen) :]
             plan = _restore_plan(undone)
-            changes, conflicts = self._changes(store, plan, force=force)
+            try:
+                changes, conflicts = self._changes(store, plan, force=force)
+            except ToolFailure as failure:
+                raise CheckpointError(
+                    CheckpointCode.RESTORE_FAILED,
+                    f"not undone: {failure.message}; nothing was changed",
+                ) from None
             if conflicts:
                 raise CheckpointError(
                     CheckpointCode.CHANGED_SINCE,

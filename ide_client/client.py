@@ -444,6 +444,7 @@ class IdeClient:
                     call_id=request.call_id,
                     decision="reject",
                     message="This IDE cannot ask its user for approval.",
+                    id=f"approval-{request.call_id}",
                 )
             else:
                 decided = await self.on_approval(request)

@@ -269,3 +269,20 @@ def test_a_damaged_checkpoint_refuses_the_undo_and_changes_nothing(
 
     assert error.code is CheckpointCode.CHECKPOINT_DAMAGED
     assert (root / "README.md").read_text() == "changed\n"
+
+
+def test_an_undo_never_writes_through_a_symlink_swapped_in_since(
+    root: Path, tmp_path: Path, store: CheckpointStore, tools: ToolRunner
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("keep\n")
+    in_turn(store, "t1")
+    tools.run("write_file", {"path": "README.md", "content": "changed\n"})
+    (root / "README.md").unlink()
+    (root / "README.md").symlink_to(secret)
+
+    with pytest.raises(CheckpointError) as caught:
+        store.revert(SESSION, force=True)
+
+    assert caught.value.code is CheckpointCode.RESTORE_FAILED
+    assert secret.read_text() == "keep\n"
