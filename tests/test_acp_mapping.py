@@ -15,6 +15,9 @@ from ide_client.patch import PatchError
 from wire import (
     AgentDelta,
     AgentMessage,
+    ApprovalDecision,
+    ApprovalModeChanged,
+    ApprovalRequest,
     Error,
     ErrorSource,
     NumberedEvent,
@@ -143,6 +146,52 @@ def test_replayed_turn_shows_the_prompt_the_call_completed_and_the_text() -> Non
     assert updates[1].locations[0].path == "/w/a.txt"
     assert mapper.stop_reason(cancel_requested=False) == "end_turn"
     assert mapper.outcome.usage is not None and mapper.outcome.usage.prompt_tokens == 10
+
+
+def test_a_call_waiting_for_approval_is_shown_once_and_a_rejection_fails_it() -> None:
+    sid = "s1"
+    mapper = EventMapper(Path("/w"), replaying=True)
+    arguments = {"path": "a.txt", "content": "x"}
+    events: list[NumberedEvent] = [
+        ApprovalRequest(
+            session_id=sid,
+            seq=1,
+            turn_id="t1",
+            call_id="c1",
+            tool="write_file",
+            arguments=arguments,
+        ),
+        ApprovalDecision(session_id=sid, seq=2, turn_id="t1", call_id="c1", decision="allow_once"),
+        ToolCall(
+            session_id=sid,
+            seq=3,
+            call_id="c1",
+            tool="write_file",
+            arguments=arguments,
+            approval="user",
+        ),
+        ApprovalRequest(
+            session_id=sid,
+            seq=4,
+            turn_id="t1",
+            call_id="c2",
+            tool="write_file",
+            arguments=arguments,
+        ),
+        ApprovalDecision(
+            session_id=sid, seq=5, turn_id="t1", call_id="c2", decision="reject", message="no"
+        ),
+        ApprovalModeChanged(session_id=sid, seq=6, mode="read-only"),
+    ]
+    updates = [(event.seq, update) for event in events for update in mapper.updates(event)]
+    shown = [(seq, u.session_update, getattr(u, "status", None)) for seq, u in updates]
+    assert shown == [
+        (1, "tool_call", "pending"),
+        (4, "tool_call", "pending"),
+        (5, "tool_call_update", "failed"),
+        (6, "current_mode_update", None),
+    ]
+    assert updates[2][1].content[0].content.text == "rejected: no"
 
 
 def test_a_call_settled_by_the_runner_is_not_settled_again_by_the_events() -> None:
