@@ -133,8 +133,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-non-git",
         action="store_true",
+        default=env("AGENT_ALLOW_NON_GIT") in ("1", "true", "yes"),
         help="let the agent write in a workspace that is not in a git repository (without "
-        "git, only /undo can take its changes back)",
+        "git, only /undo can take its changes back; env AGENT_ALLOW_NON_GIT=1)",
     )
     parser.add_argument(
         "--create-sample",
