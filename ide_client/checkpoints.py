@@ -180,6 +180,16 @@ class CheckpointStore:
                 turn.files[path] = replace(turn.files[path], after=after)
             store.save(session)
 
+    def relabel(self, session_id: str, label: str, turn_id: str) -> None:
+        """Name the checkpoints kept under `label` after the turn they belong to."""
+        with self._store() as store:
+            session = store.load(session_id)
+            for turn in session.turns:
+                if turn.turn_id == label:
+                    turn.turn_id = turn_id
+                    store.save(session)
+                    return
+
     # ---- reading and reverting -----------------------------------------------------------
 
     def turns(self, session_id: str) -> list[TurnCheckpoint]:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ class Turn:
     came to rest (`done`, `error`, `idle`), None when the gateway refused the message. `results`
     are the `tool_result`s the client computed, by call id. `sent`: the `user_message` was
     handed to a connection; `answered`: the gateway reacted to it (an event or a refusal), so
-    a resume never sends it twice.
+    a resume never sends it twice. `checkpoint_label` names the turn's checkpoints while the
+    service's turn id is not known yet.
     """
 
     content: str
@@ -137,6 +139,7 @@ class Turn:
     ended: bool = False
     sent: bool = False
     answered: bool = False
+    checkpoint_label: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -343,6 +346,7 @@ class IdeClient:
         self._turns_started += 1
         turn = Turn(content, f"m{self._turns_started}")
         self._turn = turn
+        self._turn_id = None
         try:
             await self._send_message(turn)
             while not turn.ended:
@@ -363,8 +367,17 @@ class IdeClient:
             await asyncio.gather(
                 *self._running.values(), *self._asking.values(), return_exceptions=True
             )
+        await self._name_checkpoints(turn)
         self.display.turn_ended(turn.state)
         return turn
+
+    async def _name_checkpoints(self, turn: Turn) -> None:
+        """Give the turn's checkpoints the service's turn id, learnt after its first call ran
+        (no event naming the turn came before it, e.g. without a context window)."""
+        label, named = turn.checkpoint_label, self._turn_id
+        if self.checkpoints is None or self.session_id is None or label is None or named is None:
+            return
+        await asyncio.to_thread(self.checkpoints.relabel, self.session_id, label, named)
 
     # ---- frames in ---------------------------------------------------------------------
 
@@ -496,7 +509,10 @@ class IdeClient:
                 if turn.ended:
                     return
                 if self.checkpoints is not None and self.session_id is not None:
-                    turn_id = self._turn_id or turn.message_id
+                    turn_id = self._turn_id
+                    if turn_id is None:
+                        turn_id = turn.checkpoint_label or f"unnamed-{secrets.token_hex(4)}"
+                        turn.checkpoint_label = turn_id
                     self.checkpoints.current = TurnKey(self.session_id, turn_id)
                 result = await asyncio.to_thread(self.tools.answer, call)
             if result is None:

@@ -280,14 +280,16 @@ async def test_ask_needs_a_handler() -> None:
         )
 
 
+@pytest.mark.parametrize("named_first", [True, False], ids=["context-first", "named-at-the-end"])
 async def test_undo_puts_back_the_last_turns_files_then_tells_the_service(
-    root: Path, store: CheckpointStore
+    root: Path, store: CheckpointStore, named_first: bool
 ) -> None:
     async def script(peer: Peer) -> None:
         await peer.accept_hello()
         await peer.expect("user_message")
         await peer.state("streaming", "idle")
-        await peer.event("context", **context("t1"))
+        if named_first:
+            await peer.event("context", **context("t1"))
         await peer.event("tool_call", call_id="c1", tool="apply_patch", arguments=PATCH)
         await peer.state("awaiting_tool", "streaming")
         await peer.expect("tool_result")
