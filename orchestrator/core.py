@@ -131,6 +131,8 @@ _ENDED = "stopped when the user ended the turn"
 FINISH_OUTPUT_BUDGET = "output_budget"
 FINISH_DEADLINE = "deadline"
 FINISH_REJECTED = "rejected"
+REVERT_NOTE_PATHS = 200
+"""A revert's note names at most this many files (and counts the rest)."""
 """The user rejected a call and ended the turn (`approval` with `end_turn`)."""
 # On a context overflow the upstream counted more than the estimate: later requests of the
 # session are held to this share of the failed request's estimated size.
@@ -265,9 +267,11 @@ def _replayable_arguments(arguments: str) -> str:
     return arguments if is_object else "{}"
 
 
-# One machine for every session: the table is the same for all, and each session is one of
-# its models (its state lives on the model). A machine per session cost ~40 KiB each.
-_MACHINE = Machine(
+# One machine for every session, used as a table only: no session is ever added to it as a
+# model, so it references none. `handle` passes the core to the event it triggers; the state
+# lives on the core, and the core lives exactly as long as its owner keeps it. (A machine per
+# session cost ~40 KiB each; registered models made every new session scan all the others.)
+SESSION_MACHINE = Machine(
     model=None,
     states=list(STATES),
     transitions=TRANSITIONS,
@@ -305,7 +309,7 @@ class SessionCore:
         self._mode = self.config.approval
         self._allowed_tools: set[str] = set()
         self._allowed_paths: set[tuple[str, str]] = set()
-        _MACHINE.add_model(self)
+        SESSION_MACHINE.set_state(SessionState.IDLE, model=self)
 
     # ---- input -------------------------------------------------------------------------
 
@@ -316,15 +320,11 @@ class SessionCore:
             return []
         self._out = []
         try:
-            self.trigger(event.trigger, event=event)  # type: ignore[attr-defined]
+            SESSION_MACHINE.events[event.trigger].trigger(self, event=event)
         except MachineError:
             self._reject(event, ErrorCode.ILLEGAL_EVENT, "is not allowed")
         out, self._out = self._out, []
         return out
-
-    def close(self) -> None:
-        """Release the session from the shared machine; the core takes no events after this."""
-        _MACHINE.remove_model(self)
 
     # ---- read-only views ---------------------------------------------------------------
 
@@ -712,7 +712,8 @@ class SessionCore:
         """Report the decision and answer the call for the model as rejected by the user."""
         event: ApprovalAnswered = ev.kwargs["event"]
         turn = self._live_turn()
-        self._reject_call(event)
+        self._answer_rejected(event)
+        self._emit_decision(event)
         if not turn.pending:
             self._close_step()
 
@@ -720,11 +721,7 @@ class SessionCore:
         """Answer the rejected call, stop the step's other calls and end the turn with its text
         so far (`finish_reason` `rejected`)."""
         event: ApprovalAnswered = ev.kwargs["event"]
-        turn = self._live_turn()
-        call = turn.pending.pop(event.call_id)
-        self._call_fates[call.call_id] = _ANSWERED
-        call.answer = self._rejected_answer(event)
-        self._out.append(ClearToolTimer(call_id=call.call_id))
+        self._answer_rejected(event)
         self._stop_pending_calls(
             _ENDED, "stopped", "the user rejected another call and ended the turn"
         )
@@ -957,12 +954,12 @@ class SessionCore:
         error = {"code": ToolErrorCode.REJECTED_BY_USER, "message": message}
         return self._clip(json.dumps({"error": error}, ensure_ascii=False))
 
-    def _reject_call(self, event: ApprovalAnswered) -> None:
-        """Answer a call waiting for approval as rejected, its timer cleared."""
+    def _answer_rejected(self, event: ApprovalAnswered) -> None:
+        """Answer a call waiting for approval as rejected, its timer cleared; the caller
+        emits the decision once every timer of the step is cleared."""
         call = self._live_turn().pending.pop(event.call_id)
         self._out.append(ClearToolTimer(call_id=call.call_id))
         self._call_fates[call.call_id] = _ANSWERED
-        self._emit_decision(event)
         call.answer = self._rejected_answer(event)
 
     def _deliver_queue(self) -> None:
@@ -1208,7 +1205,9 @@ def revert_note(turn_id: str, paths: tuple[str, ...]) -> str:
         if number
         else (f"before turn {turn_id}")
     )
-    listed = ", ".join(paths) if paths else "(no files)"
+    listed = ", ".join(paths[:REVERT_NOTE_PATHS]) if paths else "(no files)"
+    if len(paths) > REVERT_NOTE_PATHS:
+        listed += f" and {len(paths) - REVERT_NOTE_PATHS} more"
     return (
         f"[The user reverted these files to how they were {when}: {listed}. The changes made "
         "to them since are gone from the disk; read them again before relying on their "

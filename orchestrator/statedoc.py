@@ -380,6 +380,8 @@ def _proofs() -> str:
   resulting state and commands, or a rejection with the whole observable state unchanged.
   It also holds the behaviour tests (cancel, busy, parallel calls, timeouts, limits,
   broken calls, model failures), each ending with an OpenAI-valid conversation.
+- `tests/test_core_approvals.py` holds the behaviour tests of the approval round trip, the
+  remembered rules, the three modes, steering and reverts, and their replay.
 - `tests/test_core_properties.py` runs a hypothesis `RuleBasedStateMachine` whose rules are
   the events, checks the invariants after every event and replays each example into a
   fresh core to prove determinism. Budget per CI run: {PROPERTY_EXAMPLES} examples of up to
