@@ -31,6 +31,7 @@ from wire.ide import (
     UserMessage,
     encode,
 )
+from wire.llm_failures import LlmFailureKind
 from wire.schema import json_schema
 from wire.tools import (
     BY_IDE_NAME,
@@ -72,6 +73,7 @@ __all__ = [
     "ErrorCode",
     "ErrorSource",
     "Hello",
+    "LlmFailureKind",
     "NumberedEvent",
     "ServerMessage",
     "Session",
