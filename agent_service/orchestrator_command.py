@@ -80,9 +80,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegistry:
-    """The session registry the flags describe."""
-    settings = LlmSettings(
+def build_registry(
+    args: argparse.Namespace, recorder: Recorder, settings: LlmSettings | None = None
+) -> SessionRegistry:
+    """The session registry the limits in `args` describe (see `add_limits`), calling the model
+    at `settings`; without them, at the endpoint the --llm-* flags name."""
+    settings = settings or LlmSettings(
         base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
         api_key=args.llm_api_key,
         model=args.model,

@@ -31,8 +31,10 @@ from wire.ide import (
     UserMessage,
     encode,
 )
+from wire.link import PRINCIPAL_HEADER
 from wire.llm_failures import LlmFailureKind
 from wire.schema import json_schema
+from wire.text import split_lines, validation_problems
 from wire.tools import (
     BY_IDE_NAME,
     BY_LLM_NAME,
@@ -54,6 +56,7 @@ __all__ = [
     "CORE_TOOL_NAMES",
     "FEATURES",
     "OPENAI_TOOLS",
+    "PRINCIPAL_HEADER",
     "PROTOCOL_MINOR",
     "PROTOCOL_VERSION",
     "SENT_CODES",
@@ -92,4 +95,6 @@ __all__ = [
     "offered_tools",
     "openai_tools",
     "parse_llm_call",
+    "split_lines",
+    "validation_problems",
 ]
