@@ -58,7 +58,10 @@ class ChatStreamDecoder:
         self.done = False
 
     def feed(self, data: bytes) -> list[Event]:
-        """Decode what `data` completes; return the events for the core, in order."""
+        """Decode what `data` completes; return the events for the core, in order (none once
+        the stream is done)."""
+        if self.done:
+            return []
         buffer = self._buffer + data
         end = buffer.rfind(b"\n")
         if end < 0:
