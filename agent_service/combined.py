@@ -15,7 +15,7 @@ from agent_service.inprocess_link import InProcessLink
 from agent_service.options import env
 from agent_service.orchestrator_command import build_registry
 from agent_service.stack import ServiceStack, StackConfig
-from gateway.app import GatewaySettings, build_app, serve
+from gateway import GatewaySettings, build_app, serve
 from orchestrator.llm_client import LlmSettings
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from service_logging import configure_logging

@@ -24,8 +24,7 @@ from orchestrator.recording import BackgroundFlushRecorder, Recorder
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
 from service_logging import configure_logging
-from transcripts import TranscriptError
-from transcripts.restore import sessions_to_restore
+from transcripts import TranscriptError, sessions_to_restore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
