@@ -39,6 +39,7 @@ from wire import (
     ToolResult,
     UserMessage,
     encode,
+    validation_problems,
 )
 
 _TOOL_CODES = frozenset(ToolErrorCode)
@@ -162,10 +163,7 @@ class ClientEndpoint:
                 self._refuse(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None)
                 return None
             frame_id = raw.get("id") if isinstance(raw, dict) else None
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in err['loc']) or 'frame'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
+            problems = validation_problems(exc, "frame", most=5)
             self._refuse(
                 ErrorCode.INVALID_FRAME,
                 f"invalid frame: {problems}",

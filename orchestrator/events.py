@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from wire import LlmFailureKind
+
 
 @dataclass(frozen=True, slots=True)
 class UserMessageReceived:
@@ -59,12 +61,19 @@ class LlmStreamEnded:
 
 @dataclass(frozen=True, slots=True)
 class LlmFailed:
-    """The model request failed before or during streaming."""
+    """The model request failed before or during streaming.
+
+    `code` and `message` are what the IDE is told; `kind`, `status` and `detail` say, as
+    data, what the endpoint did (its HTTP status, its own words), so a replay can do it again.
+    """
 
     trigger: ClassVar[str] = "llm_failed"
     request_id: str
     code: str
     message: str
+    kind: str = LlmFailureKind.LOCAL
+    status: int | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from orchestrator.events import (
     ToolTimedOut,
     UserMessageReceived,
 )
-from wire import SessionState
+from wire import LlmFailureKind, SessionState
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "state-machine.md"
 REGENERATE = "python -m orchestrator.statedoc --write"
@@ -307,7 +307,12 @@ _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
             LlmStreamEnded("t1.1", "tool_calls"),
             ToolTimedOut("c1"),
             LlmTextDelta("t1.2", "The patch"),
-            LlmFailed("t1.2", "llm_unavailable", "upstream closed the connection"),
+            LlmFailed(
+                "t1.2",
+                "llm_unavailable",
+                "upstream closed the connection",
+                LlmFailureKind.TRANSPORT,
+            ),
             UserMessageReceived("Try again"),
             LlmToolCallsCompleted("t2.1", (_call("read_file", {"path": "x"}),)),
             LlmStreamEnded("t2.1", "tool_calls"),
@@ -330,7 +335,14 @@ _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
             LlmTextDelta("t1.3", "Read both."),
             LlmStreamEnded("t1.3", "stop", 790, 3),
             UserMessageReceived("Now c.py"),
-            LlmFailed("t2.1", "llm_context_exceeded", "maximum context length is 800 tokens"),
+            LlmFailed(
+                "t2.1",
+                "llm_context_exceeded",
+                "LLM endpoint answered 400: maximum context length is 800 tokens",
+                LlmFailureKind.STATUS,
+                400,
+                "maximum context length is 800 tokens",
+            ),
             LlmTextDelta("t2.compact1", "a.py and b.py were read."),
             LlmStreamEnded("t2.compact1", "stop", 200, 8),
             LlmToolCallsCompleted("t2.2", (_call("read_file", {"path": "c.py"}),)),

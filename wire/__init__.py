@@ -44,7 +44,10 @@ from wire.ide import (
     UserMessageQueued,
     encode,
 )
+from wire.link import PRINCIPAL_HEADER
+from wire.llm_failures import LlmFailureKind
 from wire.schema import json_schema
+from wire.text import split_lines, validation_problems
 from wire.tools import (
     BY_IDE_NAME,
     BY_LLM_NAME,
@@ -70,6 +73,7 @@ __all__ = [
     "FEATURE_APPROVALS",
     "FEATURE_STEERING",
     "OPENAI_TOOLS",
+    "PRINCIPAL_HEADER",
     "PROTOCOL_MINOR",
     "PROTOCOL_VERSION",
     "SENT_CODES",
@@ -99,6 +103,7 @@ __all__ = [
     "FilesReverted",
     "FilesRevertedEvent",
     "Hello",
+    "LlmFailureKind",
     "NumberedEvent",
     "ServerMessage",
     "Session",
@@ -119,5 +124,7 @@ __all__ = [
     "offered_tools",
     "openai_tools",
     "parse_llm_call",
+    "split_lines",
+    "validation_problems",
     "written_paths",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wire.errors import AgentServiceError
+from wire.text import validation_problems
 
 
 class _Arguments(BaseModel):
@@ -283,10 +284,7 @@ def parse_llm_call(
     try:
         checked = spec.arguments.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "(root)")
         raise ToolArgumentsError(
             f"Arguments of {llm_name} do not fit its schema ({problems}). Schema: {schema}"
         ) from None
