@@ -71,6 +71,32 @@ def frame_counts(records: Mapping[str, RouteRecord | LevelRecord]) -> dict[str, 
     }
 
 
+def undelivered(figures: Figures) -> list[str]:
+    """Every scenario and route whose client received another number of tokens than the
+    upstream sent, as a sentence each; a sweep level that failed is reported as failed instead.
+
+    Text merged on the way (fewer frames than tokens) is fine: every token still carries its
+    stamp. A token that never arrived means a figure of that route measured a broken stream.
+    """
+    counted = [
+        (scenario, route, counts)
+        for scenario, routes in figures["frames"].items()
+        for route, counts in routes.items()
+    ]
+    counted += [
+        (f"{sessions} sessions", route, counts)
+        for sessions, routes in figures["sweep"].items()
+        for route, counts in routes.items()
+        if "failed" not in counts
+    ]
+    return [
+        f"{route}, {scenario}: received {counts['tokens_received']:,} of "
+        f"{counts['tokens_sent']:,} tokens sent"
+        for scenario, route, counts in counted
+        if counts["tokens_received"] != counts["tokens_sent"]
+    ]
+
+
 def sweep_figures(levels: Mapping[int, Mapping[str, LevelRecord]]) -> dict[str, Any]:
     """Per level and route: token delay against direct's, CPU per token, memory per session."""
     figures: dict[str, Any] = {}
@@ -250,6 +276,10 @@ def summarize(
         "tool_call_ms": compare(values(tools, "tool_call_ms")),
         "tool_round_trip_ms": compare(values(tools, "tool_round_trip_ms")),
         "cpu_us_per_token": {"paced": cpu_figures(latency), "full_speed": cpu_figures(throughput)},
-        "frames": {"paced": frame_counts(latency), "full_speed": frame_counts(throughput)},
+        "frames": {
+            "paced": frame_counts(latency),
+            "tool_call": frame_counts(tools),
+            "full_speed": frame_counts(throughput),
+        },
         "sweep": sweep_figures(sweep),
     }
