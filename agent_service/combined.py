@@ -18,7 +18,7 @@ from agent_service.orchestrator_command import build_registry
 from agent_service.orchestrator_command import configure as configure_orchestrator
 from agent_service.stack import ServiceStack, StackConfig
 from gateway.app import GatewaySettings, build_app, serve
-from orchestrator.recording import BackgroundFlushRecorder, Recorder
+from orchestrator.recording import Recorder, flushed_in_background
 from service_logging import configure_logging
 
 
@@ -26,7 +26,7 @@ def run_combined(config: StackConfig, proxy_stack: ServiceStack, recorder: Recor
     """Start the proxy child, serve gateway+orchestrator here until a signal, stop the child."""
     configure_logging("gateway+orchestrator")
     proxy_stack.start(services=("llm-proxy",))
-    recording = BackgroundFlushRecorder(recorder)
+    recording = flushed_in_background(recorder)
     registry = build_registry(_orchestrator_flags(config), recording)
     limits = _gateway_limits(config)
     settings = GatewaySettings(
