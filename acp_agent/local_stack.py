@@ -17,11 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 
 from acp_agent.session import Gateway
+from service_health import ServiceDidNotStart, wait_healthy
 from wire import AgentServiceError
 
 HOST = "127.0.0.1"
@@ -119,15 +118,10 @@ def _die_with_parent() -> None:
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalStackError(f"agent-service up exited with code {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    raise LocalStackError(f"the local service did not answer {url} within {timeout:g} s")
+    try:
+        wait_healthy(url, timeout, process, "agent-service up")
+    except ServiceDidNotStart as exc:
+        raise LocalStackError(str(exc)) from None
 
 
 def _free_port() -> int:

@@ -19,10 +19,7 @@ from typing import cast
 from acp import run_agent
 from acp.interfaces import Agent
 
-from acp_agent.agent import ServiceAgent
-from acp_agent.local_stack import LocalStack
-from acp_agent.modes import ApprovalMode
-from acp_agent.session import Gateway, SessionSettings
+from acp_agent import ApprovalMode, Gateway, LocalStack, ServiceAgent, SessionSettings
 from agent_service.options import add_llm_upstream, add_number, env
 from agent_service.transcript_flags import add_recording_flags
 from service_logging import configure_logging

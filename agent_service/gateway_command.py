@@ -18,15 +18,15 @@ from agent_service.options import (
     add_token,
     env,
 )
-from gateway.app import (
+from gateway import (
     DEFAULT_CLIENT_SEND_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     GatewaySettings,
+    WebSocketLink,
     build_app,
     serve,
 )
-from gateway.link import WebSocketLink
 from service_logging import configure_logging
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,9 @@ accepted (looked up by call id; a call the recording never answered, because its
 tool timed out, is left unanswered again) and every numbered event it emitted.
 Client inputs the session refused (a message while busy, a late result) changed
 nothing and are not sent. A session its user cancelled is refused: where a
-cancel lands in a live stream cannot be reproduced.
+cancel lands in a live stream cannot be reproduced; so is one whose user decided on
+approvals, changed the mode, steered or reverted files (the reference IDE declares none
+of that; `replay --verify` checks such a session offline).
 
 Events are compared in order, field by field, after dropping `VOLATILE_FIELDS`;
 the first difference stops the replay.
@@ -24,10 +26,27 @@ from ide_client.client import IdeClient
 from ide_client.errors import ReplayCode, ReplayError
 from orchestrator.codec import check_version, decode_command, decode_config, decode_event
 from orchestrator.commands import Command, EmitEvent, RejectEvent
-from orchestrator.events import CancelRequested, Event, ToolResultReceived, UserMessageReceived
+from orchestrator.events import (
+    ApprovalAnswered,
+    ApprovalModeSet,
+    CancelRequested,
+    Event,
+    FilesRevertedByUser,
+    ToolResultReceived,
+    UserMessageReceived,
+)
 from transcripts import INPUT, TranscriptStore
-from wire import Error, NumberedEvent, ServerMessage, ToolCall, ToolError, ToolResult
+from wire import (
+    ApprovalMode,
+    Error,
+    NumberedEvent,
+    ServerMessage,
+    ToolCall,
+    ToolError,
+    ToolResult,
+)
 
+_USER_IN_CONTROL = (ApprovalAnswered, ApprovalModeSet, FilesRevertedByUser)
 # Fields that differ between a session and its live re-run by design: the re-run is a new session.
 VOLATILE_FIELDS = frozenset({"session_id"})
 SHOWN_CHARS = 400
@@ -78,8 +97,16 @@ def read_ide_recording(store: TranscriptStore, session_id: str) -> IdeRecording:
                 "land at the same point of a live stream again. `agent-service replay "
                 f"{session_id} --verify` checks the session offline",
             )
-    tools = decode_config(session.config).tools
-    return IdeRecording(session_id, tuple(messages), results, tuple(events), tools)
+    config = decode_config(session.config)
+    controlled = [e for _, e, _ in steps if isinstance(e, _USER_IN_CONTROL)]
+    if config.features or config.approval != ApprovalMode.AUTO_EDIT or controlled:
+        raise ReplayError(
+            ReplayCode.UNSUPPORTED,
+            f"session {session_id} used approvals, steering or reverts, which a live re-run "
+            f"cannot decide the same way; `agent-service replay {session_id} --verify` checks "
+            "the session offline",
+        )
+    return IdeRecording(session_id, tuple(messages), results, tuple(events), config.tools)
 
 
 class RecordedTools:

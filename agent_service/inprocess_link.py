@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-from gateway.link import SessionChannel
+from gateway import SessionChannel
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.sessions import SessionRegistry
 

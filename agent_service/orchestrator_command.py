@@ -24,8 +24,7 @@ from orchestrator.recording import Recorder, flushed_in_background
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
 from service_logging import configure_logging
-from transcripts import TranscriptError
-from transcripts.restore import sessions_to_restore
+from transcripts import TranscriptError, sessions_to_restore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegistry:
-    """The session registry the flags describe."""
-    settings = LlmSettings(
+def build_registry(
+    args: argparse.Namespace, recorder: Recorder, settings: LlmSettings | None = None
+) -> SessionRegistry:
+    """The session registry the limits in `args` describe (see `add_limits`), calling the model
+    at `settings`; without them, at the endpoint the --llm-* flags name."""
+    settings = settings or LlmSettings(
         base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
         api_key=args.llm_api_key,
         model=args.model,

@@ -27,25 +27,25 @@ from agent_service.options import (
     add_replay_source,
     env,
 )
-from llm_proxy.app import create_app
-from llm_proxy.cross_site import CrossSitePolicy
-from llm_proxy.errors import ProxyError, RoutesError
-from llm_proxy.keys import ProxyKeys, read_key_file
-from llm_proxy.listener import listening_socket
-from llm_proxy.routes import (
-    ReplayTarget,
-    Routes,
-    context_windows,
-    default_routes,
-    load_routes,
-    replay_routes,
-)
-from llm_proxy.settings import (
+from llm_proxy import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEMO_DELAY_MS,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_RETRIES,
+    CrossSitePolicy,
+    ProxyError,
+    ProxyKeys,
     ProxySettings,
+    ReplayTarget,
+    Routes,
+    RoutesError,
+    context_windows,
+    create_app,
+    default_routes,
+    listening_socket,
+    load_routes,
+    read_key_file,
+    replay_routes,
 )
 from service_logging import configure_logging
 

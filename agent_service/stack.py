@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import IO
 
+from service_health import ServiceDidNotStart, wait_healthy
 from wire import AgentServiceError
 
 
@@ -151,16 +149,10 @@ class ServiceStack:
         timeout_s: float,
         process: subprocess.Popen[bytes] | None = None,
     ) -> None:
-        deadline = time.monotonic() + timeout_s
-        process = process or self._children[-1][1]
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise StackError(f"{name} exited with code {process.returncode} while starting")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-            time.sleep(0.05)
-        raise StackError(f"{name} did not become healthy within {timeout_s:g} s ({url})")
+        try:
+            wait_healthy(url, timeout_s, process or self._children[-1][1], name)
+        except ServiceDidNotStart as exc:
+            raise StackError(str(exc)) from None
 
     def failed_service(self) -> str | None:
         """The name of a service that exited, if one did."""

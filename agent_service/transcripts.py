@@ -17,9 +17,15 @@ from pathlib import Path
 
 from agent_service.transcript_flags import add_db_flag, open_db
 from orchestrator.codec import CodecError
-from transcripts import TranscriptError
-from transcripts.export import jsonl_lines, list_lines, markdown_lines, session_rows, show_lines
-from transcripts.view import view_html
+from transcripts import (
+    TranscriptError,
+    jsonl_lines,
+    list_lines,
+    markdown_lines,
+    session_rows,
+    show_lines,
+    view_html,
+)
 
 FORMATS = {"jsonl": jsonl_lines, "markdown": markdown_lines}
 

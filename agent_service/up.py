@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"agent-service up: {exc.message}", file=sys.stderr)
             return 2
         _announce(config, args)
-        return run_combined(config, stack, recorder)
+        return run_combined(config, args, stack, recorder)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

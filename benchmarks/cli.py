@@ -27,7 +27,7 @@ from typing import Any
 
 import uvloop
 
-from agent_service.failures import OperatorError
+from agent_service import OperatorError
 from benchmarks import patch_bench
 from benchmarks.errors import BenchError
 from benchmarks.figures import check_targets, undelivered

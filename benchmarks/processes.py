@@ -14,14 +14,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from benchmarks.errors import StartFailed
 from benchmarks.procfs import children, command_line
 from benchmarks.upstream import MODEL
+from service_health import ServiceDidNotStart, answers_healthy, wait_until
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 40.0
@@ -58,16 +58,10 @@ class ChildProcess:
 
     def wait_ready(self, ready: Callable[[], bool], timeout_s: float) -> None:
         """Poll `ready` until it holds; fail if the process dies or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StartFailed(
-                    f"{self.name} exited with {self.process.returncode}: {self.tail()}"
-                )
-            if ready():
-                return
-            time.sleep(0.05)
-        raise StartFailed(f"{self.name} was not ready within {timeout_s:g} s: {self.tail()}")
+        try:
+            wait_until(ready, timeout_s, self.process, self.name)
+        except ServiceDidNotStart as exc:
+            raise StartFailed(f"{exc}: {self.tail()}") from None
 
     def stop(self, also: tuple[int, ...] = ()) -> int:
         """SIGTERM, wait; then SIGKILL it and the pids in `also` (its own children) if need be."""
@@ -90,12 +84,6 @@ class ChildProcess:
 def _accepts_connections(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
         return True
-    return False
-
-
-def _answers_healthy(url: str) -> bool:
-    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
     return False
 
 
@@ -181,7 +169,7 @@ class ProductStack:
         """Until the gateway and what it depends on report healthy; then find each service."""
         assert self.child is not None, "start() first"
         health = f"http://{HOST}:{self.gateway_port}/healthz"
-        self.child.wait_ready(lambda: _answers_healthy(health), timeout_s)
+        self.child.wait_ready(partial(answers_healthy, health), timeout_s)
         self.services = self._find_services(self.child.pid)
 
     def stop(self) -> int:

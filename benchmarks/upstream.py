@@ -27,7 +27,7 @@ import uvloop
 
 from benchmarks.directive import Directive
 from benchmarks.stamps import stamp_text
-from llm_proxy.chunks import DONE_FRAME, SSE_CONTENT_TYPE, ChunkBuilder, sse_frame, usage_counts
+from llm_proxy import DONE_FRAME, SSE_CONTENT_TYPE, ChunkBuilder, sse_frame, usage_counts
 
 MODEL = "bench"
 BENCH_FILE = "bench.txt"

@@ -17,20 +17,17 @@ import errno
 import functools
 import logging
 import signal
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request, Sanic, Websocket, json
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse
-from sanic.server.protocols.websocket_protocol import WebSocketProtocol
-from sanic.server.websockets.frame import WebsocketFrameAssembler
-from websockets.frames import Frame
 
 from gateway.auth import SUBPROTOCOL, origin_allowed, presented_token, principal_of, token_matches
 from gateway.health import answers_healthy
 from gateway.link import LinkError, OrchestratorLink, SessionChannel
+from gateway.sanic_websocket import CLOSE_INVALID_DATA, NOT_UTF8, SubprotocolOptionalProtocol
 from service_logging import ThrottledLog, throttle_accept_errors
 from wire import AgentServiceError, Error, ErrorCode, ErrorSource, encode
 
@@ -46,7 +43,6 @@ DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
 CLOSE_ABNORMAL = 1006
-CLOSE_INVALID_DATA = 1007
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 DEFAULT_MAX_CONNECTIONS = 2_000
@@ -65,43 +61,6 @@ class GatewaySettings:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     client_send_timeout_s: float = DEFAULT_CLIENT_SEND_TIMEOUT_S
-
-
-class SubprotocolOptionalProtocol(WebSocketProtocol):
-    """Sanic's WebSocket protocol with three fixes the gateway's contract needs.
-
-    - TCP_NODELAY on every accepted connection: Sanic's listening socket has
-      proto 0, so asyncio never sets it, and a small frame after a quiet spell
-      waits for the peer's delayed ACK (~40 ms) under Nagle's algorithm.
-    - Subprotocols are optional: Sanic's handshake refuses clients that offer
-      none once a route declares one; browsers offer `agent.v1`, native IDEs
-      authenticate with a header and offer nothing.
-    - A text frame that is not UTF-8 closes the connection with 1007, as
-      RFC 6455 says; Sanic raises in a background task instead and leaves the
-      connection hanging.
-    """
-
-    def connection_made(self, transport: Any) -> None:
-        connection = transport.get_extra_info("socket")
-        if connection is not None and connection.family in (socket.AF_INET, socket.AF_INET6):
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)  # type: ignore[no-untyped-call]  # Sanic: untyped
-
-    async def websocket_handshake(self, request: Request, subprotocols: Any = None) -> Any:
-        offered = request.headers.get("sec-websocket-protocol")
-        ws = await super().websocket_handshake(request, subprotocols if offered else None)
-        ws.assembler = _Utf8EnforcingAssembler(ws)
-        return ws
-
-
-class _Utf8EnforcingAssembler(WebsocketFrameAssembler):
-    """Fails the connection with 1007 when a text frame is not UTF-8."""
-
-    async def put(self, frame: Frame) -> None:
-        try:
-            await super().put(frame)
-        except UnicodeDecodeError:
-            self.protocol.fail_connection(CLOSE_INVALID_DATA, "frames must be UTF-8")
 
 
 def build_app(
@@ -243,7 +202,7 @@ def _close_for(
     if from_ide.done() and not from_ide.cancelled():
         failure = from_ide.exception()
         if isinstance(failure, UnicodeDecodeError):
-            return CLOSE_INVALID_DATA, "frames must be UTF-8"
+            return CLOSE_INVALID_DATA, NOT_UTF8
         if failure is not None:
             log.error("relay from the IDE failed", exc_info=failure)
             return CLOSE_UNAVAILABLE, "gateway error"

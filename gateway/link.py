@@ -14,9 +14,7 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wire import AgentServiceError, ErrorCode
-
-PRINCIPAL_HEADER = "X-Agent-Principal"
+from wire import PRINCIPAL_HEADER, AgentServiceError, ErrorCode
 
 
 class LinkError(AgentServiceError):

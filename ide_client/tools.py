@@ -19,7 +19,7 @@ from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
 from ide_client.patch import PatchError, PlannedFile, parse_patch, plan_file_patches
 from ide_client.repository import find_repository
 from ide_client.workspace import FileChange, FileRead, Target, Workspace
-from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult
+from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult, validation_problems
 from wire.tools import (
     ApplyPatchArguments,
     GitDiffArguments,
@@ -186,8 +186,6 @@ def _validate(model: type[BaseModel], arguments: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate(arguments)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ToolFailure(ToolCode.INVALID_ARGUMENTS, problems) from None
+        raise ToolFailure(
+            ToolCode.INVALID_ARGUMENTS, validation_problems(exc, "(arguments)")
+        ) from None

@@ -8,25 +8,32 @@ each decided only by the messages so far:
    text says so when it finds none or several);
 1. call `read_file` {path};
 2. with the content that came back, call `apply_patch` with a git-style diff that
-   adds a log line at the start of each function (see `logging_patch`);
+   adds a log line at the start of each function (see `demo_edit`);
 3. call `git_diff` {path};
 4. say what it did, in a short text.
 
 A tool result that is an error ends the turn with a text that says so. Anything
 else gets a text saying that this is the offline demo model and how to connect a
 real one. The same conversation always gets the same answer, word for word.
+`llm_proxy.function_backend` serves it: this module only decides.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_proxy.logging_patch import add_logging
+from llm_proxy.demo_edit import add_logging
+from llm_proxy.function_backend import (
+    FunctionReply,
+    TextReply,
+    ToolCallReply,
+    conversation_digest,
+    message_text,
+)
 
 DEMO_MODEL = "demo"
 REQUIRED_TOOLS = ("read_file", "apply_patch")
@@ -49,42 +56,23 @@ OFFLINE_HELP = (
 
 
 @dataclass(frozen=True)
-class DemoText:
-    """The demo model answers with text and ends the turn."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class DemoToolCall:
-    """The demo model calls one tool and waits for its result."""
-
-    call_id: str
-    name: str
-    arguments: str
-
-
-DemoReply = DemoText | DemoToolCall
-
-
-@dataclass(frozen=True)
 class _ToolStep:
     name: str
     output: dict[str, Any] | None
     error: str | None
 
 
-def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) -> DemoReply:
+def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) -> FunctionReply:
     """The demo model's next move in this conversation, given the tool names it may call."""
     last_user = _last_user_index(messages)
     if last_user is None:
-        return DemoText(OFFLINE_HELP)
+        return TextReply(OFFLINE_HELP)
     path = requested_path(message_text(messages[last_user]))
     if path is None:
-        return DemoText(OFFLINE_HELP)
+        return TextReply(OFFLINE_HELP)
     missing = [name for name in REQUIRED_TOOLS if name not in tools]
     if missing:
-        return DemoText(
+        return TextReply(
             f"I can add logging to {path}, but only with the tools {', '.join(REQUIRED_TOOLS)}; "
             f"this request does not offer {', '.join(missing)}. I am the offline demo model, "
             "so I cannot do it another way."
@@ -93,46 +81,46 @@ def demo_reply(messages: Sequence[Mapping[str, Any]], tools: Collection[str]) ->
     call_id = _call_id(messages)
     failed = next((step for step in steps if step.error is not None), None)
     if failed is not None:
-        return DemoText(
+        return TextReply(
             f"The {failed.name} tool failed ({failed.error}), so I stopped and called no "
             "more tools. I am the offline demo model and cannot work around a failure."
         )
     if "/" not in path and DISCOVERY_TOOL in tools:
         if not steps:
-            return DemoToolCall(call_id, DISCOVERY_TOOL, json.dumps({"pattern": path}))
+            return ToolCallReply(call_id, DISCOVERY_TOOL, json.dumps({"pattern": path}))
         found = _listed_paths(steps[0])
         if len(found) != 1:
             return _not_one_file(path, found)
         path, steps = found[0], steps[1:]
     if not steps:
-        return DemoToolCall(call_id, "read_file", json.dumps({"path": path}))
+        return ToolCallReply(call_id, "read_file", json.dumps({"path": path}))
     read = next((step for step in steps if step.name == "read_file"), None)
     content = read.output.get("content") if read and read.output else None
     if not isinstance(content, str):
-        return DemoText(f"The read_file tool returned no content for {path}, so I stopped.")
+        return TextReply(f"The read_file tool returned no content for {path}, so I stopped.")
     patch = add_logging(path, content)
     if patch is None:
-        return DemoText(
+        return TextReply(
             f"I read {path}, but the offline demo model only knows how to add logging to "
             "Python, JavaScript and TypeScript files. Connect a real model (--llm-base-url, "
             "--llm-api-key, --model) for anything else."
         )
     if not patch.diff:
-        return DemoText(
+        return TextReply(
             f"I read {path} and found no function without a log line at its start, so there "
             "is nothing to change."
         )
     last = steps[-1].name
     if last == "read_file":
-        return DemoToolCall(call_id, "apply_patch", json.dumps({"diff": patch.diff}))
+        return ToolCallReply(call_id, "apply_patch", json.dumps({"diff": patch.diff}))
     if last == "apply_patch" and CHECK_TOOL in tools:
-        return DemoToolCall(call_id, CHECK_TOOL, json.dumps({"path": path}))
+        return ToolCallReply(call_id, CHECK_TOOL, json.dumps({"path": path}))
     if last not in ("apply_patch", CHECK_TOOL):
-        return DemoText(f"I did not expect a {last} call in this task, so I stopped.")
+        return TextReply(f"I did not expect a {last} call in this task, so I stopped.")
     names = ", ".join(patch.functions)
     count = len(patch.functions)
     checked = " and checked it with git diff" if last == CHECK_TOOL else ""
-    return DemoText(
+    return TextReply(
         f"Done. I added a log line at the start of {count} "
         f"{'function' if count == 1 else 'functions'} in {path} ({names}), applied the "
         f"patch{checked}. I am the offline demo model: this edit follows a fixed recipe, not "
@@ -152,13 +140,13 @@ def _listed_paths(step: _ToolStep) -> list[str]:
     ]
 
 
-def _not_one_file(name: str, found: list[str]) -> DemoText:
+def _not_one_file(name: str, found: list[str]) -> TextReply:
     if not found:
-        return DemoText(
+        return TextReply(
             f"I looked for a file named {name} with list_files and found none in the "
             "workspace (ignored files are not listed), so I changed nothing."
         )
-    return DemoText(
+    return TextReply(
         f"Several files are named {name}: {', '.join(found)}. Tell me which one, for example "
         f'"Add logging to {found[0]}", and I will add logging to it.'
     )
@@ -173,42 +161,6 @@ def requested_path(text: str) -> str | None:
     while path.startswith("./"):
         path = path[2:]
     return path or None
-
-
-def message_text(message: Mapping[str, Any]) -> str:
-    """A message's content as text, whether a string or a list of content parts."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def tool_names(tools: Any) -> frozenset[str]:
-    """The function names offered by a request's `tools` list."""
-    if not isinstance(tools, list):
-        return frozenset()
-    names = set()
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            names.add(function["name"])
-    return frozenset(names)
-
-
-def completion_id(messages: Sequence[Mapping[str, Any]]) -> str:
-    """A stable completion id: the same conversation always gets the same one."""
-    return "chatcmpl-demo-" + _digest(messages)[:24]
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (about four characters a token); an estimate, not a tokenizer."""
-    return (len(text) + 3) // 4
 
 
 def _last_user_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
@@ -256,9 +208,4 @@ def _tool_outcome(result: str | None) -> tuple[dict[str, Any] | None, str | None
 
 
 def _call_id(messages: Sequence[Mapping[str, Any]]) -> str:
-    return f"call_demo_{len(messages)}_{_digest(messages)[:8]}"
-
-
-def _digest(messages: Sequence[Mapping[str, Any]]) -> str:
-    encoded = json.dumps(list(messages), sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return f"call_demo_{len(messages)}_{conversation_digest(messages)[:8]}"

@@ -9,15 +9,15 @@ recorded events: each `llm_delta` text as one content chunk (a delta the runtime
 had merged from several chunks stays merged), each recorded tool call with its
 id, name and arguments, the finish reason, the usage when asked for, `[DONE]`.
 
-A recorded failure is sent back in the form the orchestrator's client turns
-into the recorded code and message (orchestrator/llm_client.py and
-orchestrator/stream.py word them): an HTTP status before the stream for "LLM
-endpoint answered N: ...", an in-stream error event for "the model failed
-mid-stream: ...", a stream without `[DONE]`, or a chunk that is not JSON. Any
-other failure (the endpoint unreachable, a timeout, a restart) cannot happen
-again over a working connection; it is sent as an in-stream error with the
-recorded code and message, which the orchestrator then reports with its
-mid-stream wording. A request whose recording has no end (cancelled mid-stream)
+A recorded failure is sent back in the form its `kind` names (see
+`wire.LlmFailureKind`), so the orchestrator's client turns it into the recorded
+code and message again: an HTTP error status before the stream with the
+endpoint's own words (`status`, `detail`), an in-stream error event, a stream
+without `[DONE]`, or a chunk that is not JSON or not an object. Any other
+failure (the endpoint unreachable, a timeout, a restart) cannot happen again
+over a working connection; it is sent as an in-stream error with the recorded
+code and message, which the orchestrator then reports with its mid-stream
+wording. A request whose recording has no end (cancelled mid-stream)
 is streamed up to where the recording stops, then kept open until the caller
 goes away.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -35,15 +34,17 @@ from llm_proxy.chunks import DONE_FRAME, ChunkBuilder, sse_frame, usage_counts
 from llm_proxy.errors import ReplayedFailure, ReplayMismatch
 from llm_proxy.replay_match import RecordedRequests
 from llm_proxy.transcript_reader import RecordedExchange, RecordedSession
+from wire import LlmFailureKind
 
 logger = logging.getLogger(__name__)
 
-_STATUS_FAILURE = re.compile(r"LLM endpoint answered (?P<status>[1-5]\d\d): (?P<message>.+)", re.S)
-_MID_STREAM = "the model failed mid-stream: "
-_NO_DONE = "the model's stream ended before it was complete ([DONE] never came)"
-_NOT_JSON = "the model sent a chunk that is not JSON"
-_NOT_AN_OBJECT = "the model sent a chunk that is not an object"
-_BROKEN_FRAMES = {_NOT_JSON: b"data: {\n\n", _NOT_AN_OBJECT: b"data: []\n\n"}
+_BROKEN_FRAMES: dict[str, list[bytes]] = {
+    LlmFailureKind.NO_DONE: [],
+    LlmFailureKind.NOT_JSON: [b"data: {\n\n"],
+    LlmFailureKind.NOT_AN_OBJECT: [b"data: []\n\n"],
+}
+"""What ends the stream for a failure of these kinds: nothing before the clean end, or the
+broken chunk."""
 
 
 class ReplayBackend:
@@ -161,22 +162,20 @@ def _ending_failure(exchange: RecordedExchange) -> dict[str, Any] | None:
 
 def _status_failure(failure: dict[str, Any]) -> ReplayedFailure | None:
     """The HTTP error the recorded failure came from, when it was an endpoint's status."""
-    match = _STATUS_FAILURE.fullmatch(failure["message"])
-    if match is None:
+    if failure.get("kind") != LlmFailureKind.STATUS or failure.get("status") is None:
         return None
-    return ReplayedFailure(int(match["status"]), failure["code"], match["message"])
+    return ReplayedFailure(int(failure["status"]), failure["code"], failure["detail"])
 
 
 def _failure_frames(failure: dict[str, Any]) -> list[bytes]:
     """The end of a stream that failed after it started, as recorded."""
-    message: str = failure["message"]
-    if message == _NO_DONE:
-        return []
-    broken = _BROKEN_FRAMES.get(message)
+    kind = failure.get("kind")
+    broken = _BROKEN_FRAMES.get(kind) if isinstance(kind, str) else None
     if broken is not None:
-        return [broken]
+        return broken
+    stream_error = kind == LlmFailureKind.STREAM_ERROR
     error = {
-        "message": message.removeprefix(_MID_STREAM),
+        "message": failure["detail"] if stream_error else failure["message"],
         "type": "upstream_error",
         "param": None,
         "code": failure["code"],

@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from llm_proxy.backend import Backend
-from llm_proxy.demo import DEMO_MODEL
-from llm_proxy.demo_backend import DemoBackend
+from llm_proxy.demo import DEMO_MODEL, demo_reply
 from llm_proxy.errors import ReplaySourceError, RoutesError
+from llm_proxy.function_backend import FunctionBackend
 from llm_proxy.replay_backend import ReplayBackend
 from llm_proxy.settings import ProxySettings
 from llm_proxy.transcript_reader import RecordedSession, read_recorded_session
@@ -132,7 +132,7 @@ def load_routes(path: Path, environ: Mapping[str, str] = os.environ) -> Routes:
 
 def build_backends(routes: Routes, settings: ProxySettings) -> dict[str, tuple[Backend, ...]]:
     """A backend for every target of every route, the demo model shared by all."""
-    demo = DemoBackend(settings.demo_delay)
+    demo = FunctionBackend(demo_reply, DEMO_MODEL, settings.demo_delay)
 
     def backend(target: Target) -> Backend:
         if isinstance(target, DemoTarget):

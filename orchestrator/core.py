@@ -19,6 +19,15 @@ go to the IDE at once; the next request starts when every call of the step is
 answered (results in call order). Invalid calls never reach the IDE: the model
 gets an error result with the tool's schema. A turn ends with `agent_message`
 (state `done`), a failure or limit (`error`), or a cancel (`idle`).
+
+The user stays in control: in the approval mode `ask` a write call waits for the
+user's decision (`approval_request`) and counts as pending until it is allowed
+and answered, or rejected (the model gets the rejection as the call's result);
+`read-only` offers no write tool at all, `auto-edit` runs them. Messages the
+user sends during a turn (steering) are queued and join the conversation at
+the next step boundary, after the step's tool results; a turn that ends with
+messages still queued adds them to the conversation for the next one (a cancel
+drops them).
 """
 
 from __future__ import annotations
@@ -54,7 +63,10 @@ from orchestrator.context import (
     worth_compacting,
 )
 from orchestrator.events import (
+    ApprovalAnswered,
+    ApprovalModeSet,
     Event,
+    FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
@@ -68,22 +80,36 @@ from orchestrator.events import (
 )
 from orchestrator.table import STATES, TRANSITIONS
 from wire import (
+    BY_IDE_NAME,
     CORE_TOOL_NAMES,
+    FEATURE_APPROVALS,
+    FEATURE_STEERING,
+    WRITE_TOOL_NAMES,
     AgentDelta,
     AgentMessage,
+    ApprovalDecision,
+    ApprovalMode,
+    ApprovalModeChanged,
+    ApprovalRequest,
+    ApprovalSource,
     ContextReport,
     ContextUsage,
+    Decision,
     Error,
     ErrorCode,
     ErrorSource,
+    FilesRevertedEvent,
     NumberedEvent,
     SessionState,
     StateChanged,
     ToolArgumentsError,
     ToolCall,
+    ToolErrorCode,
     Usage,
+    UserMessageQueued,
     openai_tools,
     parse_llm_call,
+    written_paths,
 )
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -100,9 +126,14 @@ _ANSWERED = "answered"
 _TIMED_OUT = "timed out"
 _CANCELLED = "cancelled"
 _STOPPED = "stopped at the turn deadline"
+_ENDED = "stopped when the user ended the turn"
 # Why a turn ended at one of its output limits, as `agent_message.finish_reason` says it
 FINISH_OUTPUT_BUDGET = "output_budget"
 FINISH_DEADLINE = "deadline"
+FINISH_REJECTED = "rejected"
+REVERT_NOTE_PATHS = 200
+"""A revert's note names at most this many files (and counts the rest)."""
+"""The user rejected a call and ended the turn (`approval` with `end_turn`)."""
 # On a context overflow the upstream counted more than the estimate: later requests of the
 # session are held to this share of the failed request's estimated size.
 OVERFLOW_SHRINK = 0.75
@@ -133,6 +164,10 @@ class CoreConfig:
     """Tokens the model may write in one turn, all steps together; 0: no budget."""
     turn_deadline_s: float = 0.0
     """Seconds a turn may run before it is ended; 0: no deadline."""
+    approval: str = ApprovalMode.AUTO_EDIT.value
+    """The approval mode the session starts in (`wire.ApprovalMode`); `set_approval` changes
+    it. `ask` only with the `approvals` feature, so an IDE is never asked what it cannot
+    answer."""
 
     @property
     def prompt_limit(self) -> int:
@@ -151,6 +186,7 @@ class _StepCall:
     arguments: dict[str, Any] | None
     problem: str | None
     answer: str | None = None
+    awaiting_approval: bool = False
 
 
 @dataclass(slots=True)
@@ -205,6 +241,8 @@ class _Turn:
     compacted_this_step: bool = False
     force_compaction: bool = False
     overflow_retried: bool = False
+    # steering: messages the user sent during the turn, for its next step
+    queued: list[str] = field(default_factory=list)
 
 
 def _call_key(call: ModelToolCall) -> str:
@@ -229,9 +267,11 @@ def _replayable_arguments(arguments: str) -> str:
     return arguments if is_object else "{}"
 
 
-# One machine for every session: the table is the same for all, and each session is one of
-# its models (its state lives on the model). A machine per session cost ~40 KiB each.
-_MACHINE = Machine(
+# One machine for every session, used as a table only: no session is ever added to it as a
+# model, so it references none. `handle` passes the core to the event it triggers; the state
+# lives on the core, and the core lives exactly as long as its owner keeps it. (A machine per
+# session cost ~40 KiB each; registered models made every new session scan all the others.)
+SESSION_MACHINE = Machine(
     model=None,
     states=list(STATES),
     transitions=TRANSITIONS,
@@ -266,7 +306,10 @@ class SessionCore:
         self._compactions = 0
         self._compaction_attempts = 0
         self._limit_cap: int | None = None
-        _MACHINE.add_model(self)
+        self._mode = self.config.approval
+        self._allowed_tools: set[str] = set()
+        self._allowed_paths: set[tuple[str, str]] = set()
+        SESSION_MACHINE.set_state(SessionState.IDLE, model=self)
 
     # ---- input -------------------------------------------------------------------------
 
@@ -277,15 +320,11 @@ class SessionCore:
             return []
         self._out = []
         try:
-            self.trigger(event.trigger, event=event)  # type: ignore[attr-defined]
+            SESSION_MACHINE.events[event.trigger].trigger(self, event=event)
         except MachineError:
             self._reject(event, ErrorCode.ILLEGAL_EVENT, "is not allowed")
         out, self._out = self._out, []
         return out
-
-    def close(self) -> None:
-        """Release the session from the shared machine; the core takes no events after this."""
-        _MACHINE.remove_model(self)
 
     # ---- read-only views ---------------------------------------------------------------
 
@@ -306,8 +345,21 @@ class SessionCore:
 
     @property
     def pending_call_ids(self) -> tuple[str, ...]:
-        """Tool calls sent to the IDE and not answered yet, in call order."""
+        """Tool calls sent to the IDE (as `tool_call` or `approval_request`) and not answered
+        yet, in call order."""
         return tuple(self._turn.pending) if self._turn else ()
+
+    @property
+    def approval_mode(self) -> str:
+        """The session's approval mode now (`wire.ApprovalMode`)."""
+        return self._mode
+
+    @property
+    def calls_awaiting_approval(self) -> tuple[str, ...]:
+        """Pending calls the user has not decided on yet, in call order."""
+        if self._turn is None:
+            return ()
+        return tuple(c.call_id for c in self._turn.pending.values() if c.awaiting_approval)
 
     # ---- guards (pure) -----------------------------------------------------------------
 
@@ -389,6 +441,40 @@ class SessionCore:
         event: TurnDeadlineReached = ev.kwargs["event"]
         return self._turn is not None and event.turn_id == self._turn.turn_id
 
+    def uses_steering(self, ev: EventData) -> bool:
+        """The IDE declared `steering`: a message during a turn is queued, not refused."""
+        return FEATURE_STEERING in self.config.features
+
+    def continues_for_queue(self, ev: EventData) -> bool:
+        """The model answered while messages are queued and the turn may make another step."""
+        turn = self._turn
+        return turn is not None and bool(turn.queued) and turn.steps < self.config.max_steps
+
+    def awaits_approval(self, ev: EventData) -> bool:
+        """The call is pending and the user has not decided on it yet."""
+        call_id: str = ev.kwargs["event"].call_id
+        call = self._turn.pending.get(call_id) if self._turn else None
+        return call is not None and call.awaiting_approval
+
+    def is_rejection(self, ev: EventData) -> bool:
+        """The user rejected the call."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        return event.decision == Decision.REJECT
+
+    def ends_turn(self, ev: EventData) -> bool:
+        """The user's rejection also ends the turn."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        return event.end_turn
+
+    def is_read_only(self, ev: EventData) -> bool:
+        """The session is `read-only`: no write call may run."""
+        return self._mode == ApprovalMode.READ_ONLY
+
+    def can_use_mode(self, ev: EventData) -> bool:
+        """The mode is one this IDE can live with: `ask` needs the `approvals` feature."""
+        event: ApprovalModeSet = ev.kwargs["event"]
+        return event.mode != ApprovalMode.ASK or FEATURE_APPROVALS in self.config.features
+
     # ---- actions -----------------------------------------------------------------------
 
     def emit_state(self, ev: EventData) -> None:
@@ -418,12 +504,13 @@ class SessionCore:
         """Start the turn's next model call (a step) with the conversation fitted to the context
         window: old tool outputs elided first, then, if it still does not fit, a compaction."""
         turn = self._live_turn()
+        self._deliver_queue()
         if not self.config.context_window:
             self._start_step(tuple(self.messages), 0)
             return
         limit = self._prompt_limit()
         fitted = fit(
-            self.messages, openai_tools(self.config.tools), limit, self._anchor, self._elided
+            self.messages, openai_tools(self._offered()), limit, self._anchor, self._elided
         )
         boundary = compaction_boundary(self.messages)
         wants_compaction = turn.force_compaction or not fitted.fits(limit)
@@ -513,7 +600,7 @@ class SessionCore:
             call_id = f"c{self._calls}"
             try:
                 spec, arguments = parse_llm_call(
-                    model_call.name, model_call.arguments, self.config.tools
+                    model_call.name, model_call.arguments, self._offered()
                 )
             except ToolArgumentsError as exc:
                 turn.calls.append(_StepCall(call_id, model_call, None, None, exc.message))
@@ -521,22 +608,29 @@ class SessionCore:
                 turn.calls.append(_StepCall(call_id, model_call, spec.ide_name, arguments, None))
 
     def dispatch_tool_calls(self, ev: EventData) -> None:
-        """Report invalid calls, emit every valid call as `tool_call` and start their timers."""
+        """Report invalid calls, emit every valid call as `tool_call`, or as `approval_request`
+        when it needs the user's decision, and start their timers."""
         turn = self._open_step(ev.kwargs["event"])
         for call in turn.calls:
             if call.problem is not None:
                 continue
             assert call.ide_name is not None and call.arguments is not None
             turn.pending[call.call_id] = call
-            self._emit(
-                ToolCall(
-                    session_id=self.session_id,
-                    seq=self._next_seq(),
-                    call_id=call.call_id,
-                    tool=call.ide_name,
-                    arguments=call.arguments,
+            source = self._approval_source(call.ide_name, call.arguments)
+            if source is None:
+                call.awaiting_approval = True
+                self._emit(
+                    ApprovalRequest(
+                        session_id=self.session_id,
+                        seq=self._next_seq(),
+                        turn_id=turn.turn_id,
+                        call_id=call.call_id,
+                        tool=call.ide_name,
+                        arguments=call.arguments,
+                    )
                 )
-            )
+            else:
+                self._emit_tool_call(call, source)
         for call_id in turn.pending:
             self._out.append(StartToolTimer(call_id=call_id, seconds=self.config.tool_timeout_s))
 
@@ -577,6 +671,84 @@ class SessionCore:
         if not turn.pending:
             self._close_step()
 
+    def queue_message(self, ev: EventData) -> None:
+        """Keep the user's message for the turn's next step and say so: `user_message_queued`."""
+        event: UserMessageReceived = ev.kwargs["event"]
+        turn = self._live_turn()
+        turn.queued.append(event.content)
+        self._emit(
+            UserMessageQueued(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=turn.turn_id,
+                text=event.content,
+            )
+        )
+
+    def continue_with_queue(self, ev: EventData) -> None:
+        """The model answered, but the user wrote meanwhile: keep the answer and go on."""
+        event: LlmStreamEnded = ev.kwargs["event"]
+        turn = self._live_turn()
+        self._end_step(event)
+        self.messages.append({"role": "assistant", "content": "".join(turn.step_text_parts)})
+
+    def allow_call(self, ev: EventData) -> None:
+        """Remember the user's rule (`allow_tool`, `allow_path`), report the decision and send
+        the call as `tool_call`, its timer started again."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        call = self._live_turn().pending[event.call_id]
+        assert call.ide_name is not None and call.arguments is not None
+        if event.decision == Decision.ALLOW_TOOL:
+            self._allowed_tools.add(call.ide_name)
+        elif event.decision == Decision.ALLOW_PATH:
+            self._allowed_paths |= {(call.ide_name, p) for p in written_paths(call.arguments)}
+        call.awaiting_approval = False
+        self._out.append(ClearToolTimer(call_id=call.call_id))
+        self._emit_decision(event)
+        self._emit_tool_call(call, ApprovalSource.USER)
+        self._out.append(StartToolTimer(call_id=call.call_id, seconds=self.config.tool_timeout_s))
+
+    def record_rejection(self, ev: EventData) -> None:
+        """Report the decision and answer the call for the model as rejected by the user."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        turn = self._live_turn()
+        self._answer_rejected(event)
+        self._emit_decision(event)
+        if not turn.pending:
+            self._close_step()
+
+    def reject_call_and_end_turn(self, ev: EventData) -> None:
+        """Answer the rejected call, stop the step's other calls and end the turn with its text
+        so far (`finish_reason` `rejected`)."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        self._answer_rejected(event)
+        self._stop_pending_calls(
+            _ENDED, "stopped", "the user rejected another call and ended the turn"
+        )
+        self._emit_decision(event)
+        self._emit_answer(FINISH_REJECTED)
+
+    def change_mode(self, ev: EventData) -> None:
+        """Take the new approval mode for the calls to come: `approval_mode`."""
+        event: ApprovalModeSet = ev.kwargs["event"]
+        self._mode = event.mode
+        self._emit(
+            ApprovalModeChanged(session_id=self.session_id, seq=self._next_seq(), mode=event.mode)
+        )
+
+    def note_revert(self, ev: EventData) -> None:
+        """Tell the model that these files are back as before that turn: `files_reverted`."""
+        event: FilesRevertedByUser = ev.kwargs["event"]
+        self._emit(
+            FilesRevertedEvent(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=event.turn_id,
+                paths=list(event.paths),
+            )
+        )
+        self.messages.append({"role": "user", "content": revert_note(event.turn_id, event.paths)})
+
     def finish_turn(self, ev: EventData) -> None:
         """Append the answer to the conversation and emit `agent_message`."""
         event: LlmStreamEnded = ev.kwargs["event"]
@@ -606,7 +778,7 @@ class SessionCore:
             self._count_usage(0, 0, "".join(turn.step_text_parts))
             self._keep_partial_text()
         else:
-            self._stop_pending_calls(_STOPPED, "the turn reached its deadline")
+            self._stop_pending_calls(_STOPPED, FINISH_DEADLINE, "the turn reached its deadline")
         self._emit_answer(FINISH_DEADLINE)
 
     def end_turn_stuck(self, ev: EventData) -> None:
@@ -640,17 +812,19 @@ class SessionCore:
         event: LlmFailed = ev.kwargs["event"]
         self._keep_partial_text()
         self._emit_error(event.code, event.message, ErrorSource.LLM, None)
-        self._turn = None
+        self._end_turn()
 
     def cancel_turn(self, ev: EventData) -> None:
-        """Abort the model call or drop the pending calls (timers cleared); keep streamed text."""
+        """Abort the model call or drop the pending calls (timers cleared); keep streamed text,
+        drop the queued messages."""
         turn = self._live_turn()
+        turn.queued.clear()
         if self.state == SessionState.STREAMING:
             assert turn.request_id is not None
             self._out.append(AbortLlmRequest(request_id=turn.request_id))
             self._keep_partial_text()
         else:
-            self._stop_pending_calls(_CANCELLED, "cancelled by the user")
+            self._stop_pending_calls(_CANCELLED, "cancelled", "cancelled by the user")
         self._turn = None
 
     # ---- rejections --------------------------------------------------------------------
@@ -679,7 +853,44 @@ class SessionCore:
 
         A call that never reached the IDE (invalid or stuck) is unknown to the client.
         """
-        event: ToolResultReceived = ev.kwargs["event"]
+        self._reject_answer(ev.kwargs["event"])
+
+    def reject_result_before_approval(self, ev: EventData) -> None:
+        """Refuse a result of a call the user has not allowed yet: `approval_pending`."""
+        self._reject(
+            ev.kwargs["event"],
+            ErrorCode.APPROVAL_PENDING,
+            "answers a call that waits for the user's approval: no tool_call was sent for it",
+        )
+
+    def reject_unexpected_approval(self, ev: EventData) -> None:
+        """Refuse a decision on no call waiting for one: `duplicate_result` (also for a call
+        already allowed), `late_result`, `unknown_call_id`, as for a tool result."""
+        event: ApprovalAnswered = ev.kwargs["event"]
+        if self._turn is not None and event.call_id in self._turn.pending:
+            self._reject(event, ErrorCode.DUPLICATE_RESULT, "decides on a call already allowed")
+        else:
+            self._reject_answer(event)
+
+    def reject_allow_when_read_only(self, ev: EventData) -> None:
+        """Refuse to allow a write call while the session is read-only: `read_only`."""
+        self._reject(
+            ev.kwargs["event"],
+            ErrorCode.READ_ONLY,
+            "cannot allow a write call in a read-only session: reject it or change the mode",
+        )
+
+    def reject_mode_without_feature(self, ev: EventData) -> None:
+        """Refuse `ask` from an IDE that cannot answer approvals: `invalid_frame`."""
+        self._reject(
+            ev.kwargs["event"],
+            ErrorCode.INVALID_FRAME,
+            "cannot take mode ask: the IDE did not declare the approvals feature",
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _reject_answer(self, event: ToolResultReceived | ApprovalAnswered) -> None:
         fate = self._call_fates.get(event.call_id)
         if fate == _ANSWERED:
             self._reject(event, ErrorCode.DUPLICATE_RESULT, "answers a call that already has one")
@@ -690,7 +901,77 @@ class SessionCore:
         else:
             self._reject(event, ErrorCode.UNKNOWN_CALL_ID, "answers no call of this session")
 
-    # ---- helpers -----------------------------------------------------------------------
+    def _offered(self) -> tuple[str, ...]:
+        """The tools the model is offered now: a read-only session offers no write tool."""
+        if self._mode != ApprovalMode.READ_ONLY:
+            return self.config.tools
+        return tuple(name for name in self.config.tools if name not in WRITE_TOOL_NAMES)
+
+    def _approval_source(self, ide_name: str, arguments: dict[str, Any]) -> str | None:
+        """Why this call may run without asking (None: it needs the user's decision); empty
+        for a tool that does not write."""
+        if ide_name not in WRITE_TOOL_NAMES:
+            return ""
+        if self._mode != ApprovalMode.ASK:
+            return ApprovalSource.MODE
+        paths = written_paths(arguments)
+        if ide_name in self._allowed_tools or (
+            paths and all((ide_name, path) in self._allowed_paths for path in paths)
+        ):
+            return ApprovalSource.SESSION
+        return None
+
+    def _emit_tool_call(self, call: _StepCall, source: str) -> None:
+        """`tool_call`; with the `approvals` feature a write call says why it runs."""
+        assert call.ide_name is not None and call.arguments is not None
+        self._emit(
+            ToolCall(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                call_id=call.call_id,
+                tool=call.ide_name,
+                arguments=call.arguments,
+                approval=source if source and FEATURE_APPROVALS in self.config.features else None,
+            )
+        )
+
+    def _emit_decision(self, event: ApprovalAnswered) -> None:
+        self._emit(
+            ApprovalDecision(
+                session_id=self.session_id,
+                seq=self._next_seq(),
+                turn_id=self._live_turn().turn_id,
+                call_id=event.call_id,
+                decision=event.decision,
+                message=event.message,
+            )
+        )
+
+    def _rejected_answer(self, event: ApprovalAnswered) -> str:
+        message = "The user declined this change."
+        if event.message:
+            message = f"{message} {event.message}"
+        error = {"code": ToolErrorCode.REJECTED_BY_USER, "message": message}
+        return self._clip(json.dumps({"error": error}, ensure_ascii=False))
+
+    def _answer_rejected(self, event: ApprovalAnswered) -> None:
+        """Answer a call waiting for approval as rejected, its timer cleared; the caller
+        emits the decision once every timer of the step is cleared."""
+        call = self._live_turn().pending.pop(event.call_id)
+        self._out.append(ClearToolTimer(call_id=call.call_id))
+        self._call_fates[call.call_id] = _ANSWERED
+        call.answer = self._rejected_answer(event)
+
+    def _deliver_queue(self) -> None:
+        """The messages queued during the turn join the conversation (a step boundary)."""
+        turn = self._live_turn()
+        self.messages += [{"role": "user", "content": text} for text in turn.queued]
+        turn.queued.clear()
+
+    def _end_turn(self) -> None:
+        """The turn is over (not cancelled): messages still queued join the conversation."""
+        self._deliver_queue()
+        self._turn = None
 
     def _live_turn(self) -> _Turn:
         assert self._turn is not None, "the table only runs this action during a turn"
@@ -753,14 +1034,26 @@ class SessionCore:
         turn.step_text_parts = []
         turn.step_chars = 0
         turn.calls = []
+        if self._mode == ApprovalMode.READ_ONLY:
+            view = (self._with_read_only_note(view[0]), *view[1:])
         self._out.append(
             StartLlmRequest(
                 request_id=turn.request_id,
                 messages=view,
-                tools=openai_tools(self.config.tools),
+                tools=openai_tools(self._offered()),
                 max_tokens=self.config.max_tokens or None,
             )
         )
+
+    def _with_read_only_note(self, system: dict[str, Any]) -> dict[str, Any]:
+        """The system message with the reason the model has no write tools."""
+        hidden = [BY_IDE_NAME[n].llm_name for n in self.config.tools if n in WRITE_TOOL_NAMES]
+        note = (
+            "The user set this session to read-only: you cannot change the workspace"
+            + (f" (the tools {', '.join(hidden)} are not offered)" if hidden else "")
+            + ". Read and explain; describe the changes you would make instead of making them."
+        )
+        return {**system, "content": f"{system['content']}\n\n{note}"}
 
     def _start_compaction(self, boundary: int, limit: int) -> None:
         turn = self._live_turn()
@@ -834,15 +1127,14 @@ class SessionCore:
                 ),
             )
         )
-        self._turn = None
+        self._end_turn()
 
-    def _stop_pending_calls(self, fate: str, why: str) -> None:
+    def _stop_pending_calls(self, fate: str, code: str, why: str) -> None:
         """Answer every pending call with an error and clear its timer; the step is closed."""
         turn = self._live_turn()
         for call in turn.pending.values():
             self._out.append(ClearToolTimer(call_id=call.call_id))
             self._call_fates[call.call_id] = fate
-            code = "cancelled" if fate == _CANCELLED else FINISH_DEADLINE
             call.answer = json.dumps({"error": {"code": code, "message": why}})
         turn.pending.clear()
         self._close_step()
@@ -902,7 +1194,25 @@ class SessionCore:
 
     def _end_turn_with_error(self, code: ErrorCode, message: str) -> None:
         self._emit_error(code, message, ErrorSource.AGENT, None)
-        self._turn = None
+        self._end_turn()
+
+
+def revert_note(turn_id: str, paths: tuple[str, ...]) -> str:
+    """The user-role note that keeps the model's picture of the workspace true after an undo."""
+    number = turn_id[1:] if turn_id[:1] == "t" and turn_id[1:].isdigit() else None
+    when = (
+        f"before their request number {number} of this conversation"
+        if number
+        else (f"before turn {turn_id}")
+    )
+    listed = ", ".join(paths[:REVERT_NOTE_PATHS]) if paths else "(no files)"
+    if len(paths) > REVERT_NOTE_PATHS:
+        listed += f" and {len(paths) - REVERT_NOTE_PATHS} more"
+    return (
+        f"[The user reverted these files to how they were {when}: {listed}. The changes made "
+        "to them since are gone from the disk; read them again before relying on their "
+        "content or changing them.]"
+    )
 
 
 def replay_inputs(session_id: str, config: CoreConfig, events: list[Event]) -> list[Command]:

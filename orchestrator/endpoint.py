@@ -11,22 +11,35 @@ import json
 
 from pydantic import ValidationError
 
-from orchestrator.events import CancelRequested, ToolResultReceived, UserMessageReceived
+from orchestrator.events import (
+    ApprovalAnswered,
+    ApprovalModeSet,
+    CancelRequested,
+    FilesRevertedByUser,
+    ToolResultReceived,
+    UserMessageReceived,
+)
 from orchestrator.runtime import Attachment, SessionRuntime
 from orchestrator.sessions import SessionLimitReached, SessionRegistry
 from wire import (
     CLIENT_MESSAGE,
+    FEATURE_APPROVALS,
+    Approval,
+    ApprovalMode,
     Cancel,
     ClientMessage,
     Error,
     ErrorCode,
     ErrorSource,
+    FilesReverted,
     Hello,
+    SetApproval,
     ToolError,
     ToolErrorCode,
     ToolResult,
     UserMessage,
     encode,
+    validation_problems,
 )
 
 _TOOL_CODES = frozenset(ToolErrorCode)
@@ -75,8 +88,17 @@ class ClientEndpoint:
             self._refuse(ErrorCode.HELLO_REQUIRED, "send hello first", frame.id)
             return None
         if frame.session_id is None:
+            features = frame.capabilities.features if frame.capabilities else []
+            if frame.approval == ApprovalMode.ASK.value and FEATURE_APPROVALS not in features:
+                self._refuse(
+                    ErrorCode.INVALID_FRAME,
+                    "hello.approval ask needs the approvals feature in capabilities.features: "
+                    "an IDE that cannot answer approval_request would wait forever",
+                    frame.id,
+                )
+                return None
             try:
-                session = self.registry.create(self.principal, frame.capabilities)
+                session = self.registry.create(self.principal, frame.capabilities, frame.approval)
             except SessionLimitReached as exc:
                 self._refuse(ErrorCode.SESSION_LIMIT, str(exc), frame.id)
                 return None
@@ -117,6 +139,16 @@ class ClientEndpoint:
             )
         elif isinstance(frame, Cancel):
             session.feed(CancelRequested(frame.id), self.attachment)
+        elif isinstance(frame, Approval):
+            event = ApprovalAnswered(
+                frame.call_id, frame.decision, frame.message, frame.end_turn, frame.id
+            )
+            session.feed(event, self.attachment)
+        elif isinstance(frame, SetApproval):
+            session.feed(ApprovalModeSet(frame.mode, frame.id), self.attachment)
+        elif isinstance(frame, FilesReverted):
+            reverted = FilesRevertedByUser(frame.turn_id, tuple(frame.paths), frame.id)
+            session.feed(reverted, self.attachment)
         else:
             self._refuse(ErrorCode.INVALID_FRAME, "hello was already sent", frame.id)
 
@@ -131,10 +163,7 @@ class ClientEndpoint:
                 self._refuse(ErrorCode.INVALID_JSON, "the frame is not valid JSON", None)
                 return None
             frame_id = raw.get("id") if isinstance(raw, dict) else None
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in err['loc']) or 'frame'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
+            problems = validation_problems(exc, "frame", most=5)
             self._refuse(
                 ErrorCode.INVALID_FRAME,
                 f"invalid frame: {problems}",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from wire import LlmFailureKind
+
 
 @dataclass(frozen=True, slots=True)
 class UserMessageReceived:
@@ -59,12 +61,19 @@ class LlmStreamEnded:
 
 @dataclass(frozen=True, slots=True)
 class LlmFailed:
-    """The model request failed before or during streaming."""
+    """The model request failed before or during streaming.
+
+    `code` and `message` are what the IDE is told; `kind`, `status` and `detail` say, as
+    data, what the endpoint did (its HTTP status, its own words), so a replay can do it again.
+    """
 
     trigger: ClassVar[str] = "llm_failed"
     request_id: str
     code: str
     message: str
+    kind: str = LlmFailureKind.LOCAL
+    status: int | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,37 @@ class CancelRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalModeSet:
+    """The user changed the session's approval mode (`set_approval`)."""
+
+    trigger: ClassVar[str] = "set_approval"
+    mode: str
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalAnswered:
+    """The user decided on a write call that waits for approval (`approval`)."""
+
+    trigger: ClassVar[str] = "approval"
+    call_id: str
+    decision: str
+    message: str | None = None
+    end_turn: bool = False
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FilesRevertedByUser:
+    """The IDE put these files back as they were before a turn (`files_reverted`)."""
+
+    trigger: ClassVar[str] = "files_reverted"
+    turn_id: str
+    paths: tuple[str, ...]
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SeqFloorRaised:
     """After a crash: the process that died may have sent events numbered up to `seq`, so the
     session's next event is `seq + 1` and no number is given twice. Not a trigger of the
@@ -125,6 +165,9 @@ Event = (
     | ToolTimedOut
     | TurnDeadlineReached
     | CancelRequested
+    | ApprovalModeSet
+    | ApprovalAnswered
+    | FilesRevertedByUser
     | SeqFloorRaised
 )
 
@@ -139,4 +182,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ToolTimedOut,
     TurnDeadlineReached,
     CancelRequested,
+    ApprovalModeSet,
+    ApprovalAnswered,
+    FilesRevertedByUser,
 )

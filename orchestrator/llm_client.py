@@ -30,7 +30,7 @@ from orchestrator.commands import StartLlmRequest
 from orchestrator.context import default_window
 from orchestrator.events import Event, LlmFailed
 from orchestrator.stream import ChatStreamDecoder
-from wire import AgentServiceError, ErrorCode
+from wire import AgentServiceError, ErrorCode, LlmFailureKind
 
 log = logging.getLogger(__name__)
 
@@ -157,24 +157,50 @@ class LlmSetupError(AgentServiceError):
     code = ErrorCode.LLM_BAD_REQUEST
 
 
+STATUS_CODES: dict[int, ErrorCode] = {
+    401: ErrorCode.LLM_AUTH,
+    403: ErrorCode.LLM_AUTH,
+    429: ErrorCode.LLM_RATE_LIMITED,
+    504: ErrorCode.LLM_TIMEOUT,
+}
+"""An endpoint's error status → what the IDE is told; any other 5xx is `llm_upstream_error`,
+any other status `llm_bad_request` (`llm_context_exceeded` when its body says so)."""
+
+STREAM_EXCEPTIONS: tuple[tuple[type[BaseException], ErrorCode, str], ...] = (
+    (httpx2.TimeoutException, ErrorCode.LLM_TIMEOUT, "the model's stream stalled"),
+)
+"""An exception raised while the body streams (the SDK wraps none of them) → code and
+message, first match; any other means the stream broke: `llm_truncated`."""
+
+
 def _failure(request_id: str, exc: BaseException, streaming: bool) -> LlmFailed:
     if isinstance(exc, openai.APIStatusError):
-        code = _status_code(exc.status_code)
+        code = status_code(exc.status_code)
         if code == ErrorCode.LLM_BAD_REQUEST and is_context_overflow(exc.body):
             code = ErrorCode.LLM_CONTEXT_EXCEEDED
-        return LlmFailed(request_id, code, _upstream_message(exc))
+        detail = _upstream_detail(exc)
+        return LlmFailed(
+            request_id,
+            code,
+            f"LLM endpoint answered {exc.status_code}: {detail}",
+            LlmFailureKind.STATUS,
+            exc.status_code,
+            detail,
+        )
+    transport = LlmFailureKind.TRANSPORT
     if isinstance(exc, openai.APITimeoutError):
         return LlmFailed(
-            request_id, ErrorCode.LLM_TIMEOUT, "the LLM endpoint did not answer in time"
+            request_id, ErrorCode.LLM_TIMEOUT, "the LLM endpoint did not answer in time", transport
         )
     if isinstance(exc, openai.APIConnectionError):
-        return LlmFailed(
-            request_id, ErrorCode.LLM_UNAVAILABLE, f"cannot reach the LLM endpoint: {exc}"
-        )
-    if streaming and "Timeout" in type(exc).__name__:
-        return LlmFailed(request_id, ErrorCode.LLM_TIMEOUT, "the model's stream stalled")
+        message = f"cannot reach the LLM endpoint: {exc}"
+        return LlmFailed(request_id, ErrorCode.LLM_UNAVAILABLE, message, transport)
     if streaming:
-        return LlmFailed(request_id, ErrorCode.LLM_TRUNCATED, f"the model's stream broke: {exc}")
+        for kind, code, message in STREAM_EXCEPTIONS:
+            if isinstance(exc, kind):
+                return LlmFailed(request_id, code, message, transport)
+        message = f"the model's stream broke: {exc}"
+        return LlmFailed(request_id, ErrorCode.LLM_TRUNCATED, message, transport)
     if isinstance(exc, LlmSetupError):
         return LlmFailed(request_id, exc.code, str(exc))
     log.exception("llm request failed", extra={"request_id": request_id})
@@ -183,16 +209,11 @@ def _failure(request_id: str, exc: BaseException, streaming: bool) -> LlmFailed:
     )
 
 
-def _status_code(status: int) -> str:
-    if status == 429:
-        return ErrorCode.LLM_RATE_LIMITED
-    if status in (401, 403):
-        return ErrorCode.LLM_AUTH
-    if status == 504:
-        return ErrorCode.LLM_TIMEOUT
-    if status >= 500:
-        return ErrorCode.LLM_UPSTREAM_ERROR
-    return ErrorCode.LLM_BAD_REQUEST
+def status_code(status: int) -> ErrorCode:
+    """What the IDE is told for an endpoint's error status (see `STATUS_CODES`)."""
+    if status in STATUS_CODES:
+        return STATUS_CODES[status]
+    return ErrorCode.LLM_UPSTREAM_ERROR if status >= 500 else ErrorCode.LLM_BAD_REQUEST
 
 
 _OVERFLOW_WORDS = (
@@ -218,10 +239,11 @@ def is_context_overflow(body: object) -> bool:
     return any(word in lowered for word in _OVERFLOW_WORDS)
 
 
-def _upstream_message(exc: openai.APIStatusError) -> str:
+def _upstream_detail(exc: openai.APIStatusError) -> str:
+    """The endpoint's own words for its error status: its error's message, else the SDK's."""
     body: Any = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return f"LLM endpoint answered {exc.status_code}: {inner['message']}"
-    return f"LLM endpoint answered {exc.status_code}: {exc.message}"
+            return str(inner["message"])
+    return exc.message

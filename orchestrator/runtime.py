@@ -48,6 +48,7 @@ from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.turn_log import TurnLog
 from wire import (
+    ApprovalRequest,
     Error,
     ErrorCode,
     ErrorSource,
@@ -147,7 +148,8 @@ class SessionRuntime:
         """Send the `session` reply, every event after `last_seq`, then go on live.
 
         Tool calls still pending that the client had already received are sent
-        again (the same frame, the same seq): the client answers each call once.
+        again (the same frame, the same seq: the `approval_request` of a call still waiting
+        for the user, else its `tool_call`): the client answers each call once.
         """
         previous, self.attachment = self.attachment, attachment
         if previous is not None and previous is not attachment:
@@ -171,6 +173,7 @@ class SessionRuntime:
                     resumed=resumed,
                     tools=list(self.core.config.tools),
                     features=list(self.core.config.features),
+                    approval=self.core.approval_mode,
                 )
             )
         )
@@ -236,7 +239,7 @@ class SessionRuntime:
             self._execute(StartToolTimer(call_id, self.core.config.tool_timeout_s), None)
 
     def stop(self) -> None:
-        """Cancel the running LLM request and timers, release the core: the session is freed."""
+        """Cancel the running LLM request and timers: nothing runs for the session after this."""
         self._held_text.clear()
         if self._llm_task is not None:
             self._llm_task.cancel()
@@ -246,7 +249,6 @@ class SessionRuntime:
         if self._turn_timer is not None:
             self._turn_timer[1].cancel()
             self._turn_timer = None
-        self.core.close()
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -292,7 +294,7 @@ class SessionRuntime:
         event = command.event
         text = encode(event)
         self.history.append(event.seq or 0, text)
-        if isinstance(event, ToolCall):
+        if isinstance(event, ToolCall | ApprovalRequest):
             pending = set(self.core.pending_call_ids)
             self._tool_calls = {k: v for k, v in self._tool_calls.items() if k in pending}
             self._tool_calls[event.call_id] = (event.seq, text)

@@ -31,11 +31,11 @@ from orchestrator.endpoint import ClientEndpoint
 from orchestrator.link import LinkConnection
 from orchestrator.sessions import SessionRegistry
 from service_logging import throttle_accept_errors
+from wire import PRINCIPAL_HEADER
 
 log = logging.getLogger(__name__)
 
 LINK_PATH = "/v1/link"
-PRINCIPAL_HEADER = "X-Agent-Principal"
 LINK_MAX_FRAME = 64 * 1024 * 1024
 
 

@@ -14,7 +14,15 @@ from orchestrator.history import DEFAULT_MAX_CHARS
 from orchestrator.llm_client import LlmClient
 from orchestrator.recording import Recorder
 from orchestrator.runtime import Attachment, SessionRuntime
-from wire import FEATURES, AgentServiceError, Capabilities, ErrorCode, offered_tools
+from wire import (
+    FEATURE_APPROVALS,
+    FEATURES,
+    AgentServiceError,
+    ApprovalMode,
+    Capabilities,
+    ErrorCode,
+    offered_tools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +37,24 @@ class SessionLimits:
     history_chars: int = DEFAULT_MAX_CHARS
 
 
-def session_config(base: CoreConfig, capabilities: Capabilities | None) -> CoreConfig:
-    """The orchestrator's config with the tools and features this IDE's `hello` settles on.
+def session_config(
+    base: CoreConfig, capabilities: Capabilities | None, approval: str | None = None
+) -> CoreConfig:
+    """The orchestrator's config with the tools, features and approval mode this IDE's `hello`
+    settles on: the mode asked for, else `ask` for an IDE that answers approvals and
+    `auto-edit` for one that cannot (it must never be left waiting for a decision).
 
     They are part of the recorded config, so replay and a restart offer the same tools.
     """
     declared = capabilities.tools if capabilities is not None else None
     wanted = set(capabilities.features) if capabilities is not None else set()
+    features = tuple(feature for feature in FEATURES if feature in wanted)
+    default = ApprovalMode.ASK if FEATURE_APPROVALS in features else ApprovalMode.AUTO_EDIT
     return dataclasses.replace(
         base,
         tools=offered_tools(declared),
-        features=tuple(feature for feature in FEATURES if feature in wanted),
+        features=features,
+        approval=str(approval or default),
     )
 
 
@@ -74,15 +89,21 @@ class SessionRegistry:
         """The live session with this id, if any."""
         return self._sessions.get(session_id)
 
-    def create(self, principal: str, capabilities: Capabilities | None = None) -> SessionRuntime:
-        """A new session owned by `principal`, offering the tools its IDE declared."""
+    def create(
+        self,
+        principal: str,
+        capabilities: Capabilities | None = None,
+        approval: str | None = None,
+    ) -> SessionRuntime:
+        """A new session owned by `principal`, offering the tools its IDE declared, in the
+        approval mode it asked for (see `session_config`)."""
         if len(self._sessions) >= self.limits.max_sessions:
             raise SessionLimitReached(f"this orchestrator holds {len(self._sessions)} sessions")
         owned = sum(1 for owner in self._owners.values() if owner == principal)
         if owned >= self.limits.max_sessions_per_principal:
             raise SessionLimitReached(f"this token already holds {owned} sessions")
         session_id = f"s_{secrets.token_hex(8)}"
-        config = session_config(self.config, capabilities)
+        config = session_config(self.config, capabilities, approval)
         session = self._runtime(session_id, config)
         self._sessions[session_id] = session
         self._owners[session_id] = principal

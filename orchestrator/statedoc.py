@@ -24,8 +24,11 @@ from orchestrator.commands import Command, EmitEvent, StartLlmRequest
 from orchestrator.core import CoreConfig, SessionCore
 from orchestrator.events import (
     EVENT_TYPES,
+    ApprovalAnswered,
+    ApprovalModeSet,
     CancelRequested,
     Event,
+    FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
@@ -35,7 +38,7 @@ from orchestrator.events import (
     ToolTimedOut,
     UserMessageReceived,
 )
-from wire import SessionState
+from wire import LlmFailureKind, SessionState
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "state-machine.md"
 REGENERATE = "python -m orchestrator.statedoc --write"
@@ -194,18 +197,21 @@ def _command_order() -> str:
    output budget stops a model call.
 2. `error` events: a failed tool (source `ide`), a timeout (source `ide`, code `timeout`),
    the response's invalid calls in call order (source `llm`, code `invalid_tool_call`),
-   a model failure or a failed compaction (source `llm`), then an error ending the turn
-   (source `agent`, `max_steps` or `stuck`).
+   a model failure or a failed compaction (source `llm`), the user's `approval_decision`,
+   then an error ending the turn (source `agent`, `max_steps` or `stuck`).
 3. `agent_delta` or `agent_message`.
-4. `tool_call` events, in the model's call order, then one `StartToolTimer` per call, in the
-   same order; `StartTurnTimer` when a turn with a deadline starts.
+4. `tool_call` and `approval_request` events, in the model's call order (an allowed call's
+   `tool_call`), then one `StartToolTimer` per call, in the same order; `StartTurnTimer` when
+   a turn with a deadline starts.
 5. With a context budget, the `context` event of a step request; then `StartLlmRequest` when
    the step calls the model (a compaction's request has no `context` event of its own).
 6. The `state` event, last, exactly once, and only when the state changes.
 
-A refused event returns a single `RejectEvent` and nothing else. The traces below are
-produced by running the core on three scripted sessions; the third has a context budget
-(`context_window` 1000, `max_tokens` 100) that a couple of files fill."""
+`user_message_queued`, `approval_mode` and `files_reverted` are the only command of their
+event. A refused event returns a single `RejectEvent` and nothing else. The traces below are
+produced by running the core on four scripted sessions; the third has a context budget
+(`context_window` 1000, `max_tokens` 100) that a couple of files fill, the fourth an IDE with
+the features `approvals` and `steering` in the mode `ask`."""
     return "\n\n".join(
         [rules, *(_trace(title, events, config) for title, events, config in _TRACES)]
     )
@@ -266,6 +272,9 @@ def _call(name: str, arguments: dict[str, Any] | str) -> ModelToolCall:
 _PLAIN = CoreConfig(system_prompt="(system prompt)", tool_timeout_s=120)
 _BUDGET = CoreConfig(system_prompt="(system prompt)", context_window=1000, max_tokens=100)
 _FILE = {"content": "x" * 900}
+_ASKING = CoreConfig(
+    system_prompt="(system prompt)", approval="ask", features=("approvals", "steering")
+)
 
 _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
     (
@@ -298,7 +307,12 @@ _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
             LlmStreamEnded("t1.1", "tool_calls"),
             ToolTimedOut("c1"),
             LlmTextDelta("t1.2", "The patch"),
-            LlmFailed("t1.2", "llm_unavailable", "upstream closed the connection"),
+            LlmFailed(
+                "t1.2",
+                "llm_unavailable",
+                "upstream closed the connection",
+                LlmFailureKind.TRANSPORT,
+            ),
             UserMessageReceived("Try again"),
             LlmToolCallsCompleted("t2.1", (_call("read_file", {"path": "x"}),)),
             LlmStreamEnded("t2.1", "tool_calls"),
@@ -321,7 +335,14 @@ _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
             LlmTextDelta("t1.3", "Read both."),
             LlmStreamEnded("t1.3", "stop", 790, 3),
             UserMessageReceived("Now c.py"),
-            LlmFailed("t2.1", "llm_context_exceeded", "maximum context length is 800 tokens"),
+            LlmFailed(
+                "t2.1",
+                "llm_context_exceeded",
+                "LLM endpoint answered 400: maximum context length is 800 tokens",
+                LlmFailureKind.STATUS,
+                400,
+                "maximum context length is 800 tokens",
+            ),
             LlmTextDelta("t2.compact1", "a.py and b.py were read."),
             LlmStreamEnded("t2.compact1", "stop", 200, 8),
             LlmToolCallsCompleted("t2.2", (_call("read_file", {"path": "c.py"}),)),
@@ -331,6 +352,34 @@ _TRACES: tuple[tuple[str, tuple[Event, ...], CoreConfig], ...] = (
             LlmStreamEnded("t2.3", "stop", 700, 3),
         ),
         _BUDGET,
+    ),
+    (
+        "Approvals, a rejection, steering and an undo",
+        (
+            UserMessageReceived("Rename login in auth.js"),
+            LlmToolCallsCompleted(
+                "t1.1",
+                (
+                    _call("write_file", {"path": "auth.js", "content": "signIn"}),
+                    _call("read_file", {"path": "auth.js"}),
+                ),
+            ),
+            LlmStreamEnded("t1.1", "tool_calls"),
+            ToolResultReceived("c2", True, {"content": "login"}),
+            UserMessageReceived("Also keep the old name as an alias"),
+            ApprovalAnswered("c1", "reject", "keep the old name too"),
+            LlmToolCallsCompleted(
+                "t1.2", (_call("write_file", {"path": "auth.js", "content": "signIn, login"}),)
+            ),
+            LlmStreamEnded("t1.2", "tool_calls"),
+            ApprovalAnswered("c3", "allow_path"),
+            ToolResultReceived("c3", True, {"bytes_written": 13}),
+            LlmTextDelta("t1.3", "Renamed, with an alias."),
+            LlmStreamEnded("t1.3", "stop"),
+            FilesRevertedByUser("t1", ("auth.js",)),
+            ApprovalModeSet("read-only"),
+        ),
+        _ASKING,
     ),
 )
 
@@ -343,6 +392,8 @@ def _proofs() -> str:
   resulting state and commands, or a rejection with the whole observable state unchanged.
   It also holds the behaviour tests (cancel, busy, parallel calls, timeouts, limits,
   broken calls, model failures), each ending with an OpenAI-valid conversation.
+- `tests/test_core_approvals.py` holds the behaviour tests of the approval round trip, the
+  remembered rules, the three modes, steering and reverts, and their replay.
 - `tests/test_core_properties.py` runs a hypothesis `RuleBasedStateMachine` whose rules are
   the events, checks the invariants after every event and replays each example into a
   fresh core to prove determinism. Budget per CI run: {PROPERTY_EXAMPLES} examples of up to

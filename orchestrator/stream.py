@@ -21,7 +21,21 @@ from orchestrator.events import (
     LlmToolCallsCompleted,
     ModelToolCall,
 )
-from wire import ErrorCode
+from wire import ErrorCode, LlmFailureKind
+
+UPSTREAM_CODES: dict[str, ErrorCode] = {
+    **{code.value: code for code in ErrorCode if code.value.startswith("llm_")},
+    "upstream_timeout": ErrorCode.LLM_TIMEOUT,
+    "timeout": ErrorCode.LLM_TIMEOUT,
+    "rate_limit_exceeded": ErrorCode.LLM_RATE_LIMITED,
+    "rate_limit_error": ErrorCode.LLM_RATE_LIMITED,
+    "upstream_truncated": ErrorCode.LLM_TRUNCATED,
+    "upstream_bad_response": ErrorCode.LLM_BAD_RESPONSE,
+    "context_length_exceeded": ErrorCode.LLM_CONTEXT_EXCEEDED,
+}
+"""The code of an error event inside a stream (its `code`, else its `type`) → what the IDE
+is told: our own `llm_*` codes (a replay sends them back), the llm-proxy's `upstream_*` codes
+and OpenAI's. Any other code is `llm_upstream_error`."""
 
 
 @dataclass(slots=True)
@@ -44,7 +58,10 @@ class ChatStreamDecoder:
         self.done = False
 
     def feed(self, data: bytes) -> list[Event]:
-        """Decode what `data` completes; return the events for the core, in order."""
+        """Decode what `data` completes; return the events for the core, in order (none once
+        the stream is done)."""
+        if self.done:
+            return []
         buffer = self._buffer + data
         end = buffer.rfind(b"\n")
         if end < 0:
@@ -83,6 +100,7 @@ class ChatStreamDecoder:
                 self.request_id,
                 ErrorCode.LLM_TRUNCATED,
                 "the model's stream ended before it was complete ([DONE] never came)",
+                LlmFailureKind.NO_DONE,
             )
         ]
 
@@ -94,12 +112,14 @@ class ChatStreamDecoder:
                 self.request_id,
                 ErrorCode.LLM_BAD_RESPONSE,
                 "the model sent a chunk that is not JSON",
+                LlmFailureKind.NOT_JSON,
             )
         if not isinstance(chunk, dict):
             return LlmFailed(
                 self.request_id,
                 ErrorCode.LLM_BAD_RESPONSE,
                 "the model sent a chunk that is not an object",
+                LlmFailureKind.NOT_AN_OBJECT,
             )
         error = chunk.get("error")
         if error is not None:
@@ -111,6 +131,7 @@ class ChatStreamDecoder:
                 self.request_id,
                 ErrorCode.LLM_BAD_RESPONSE,
                 "the model sent a chunk that does not have a chat completion chunk's shape",
+                LlmFailureKind.BAD_CHUNK,
             )
         return None
 
@@ -171,18 +192,10 @@ def _failure_from_error(request_id: str, error: Any) -> LlmFailed:
         code = str(error.get("code") or error.get("type") or "")
     else:
         message, code = str(error), ""
-    return LlmFailed(request_id, _code_for(code), f"the model failed mid-stream: {message}")
-
-
-def _code_for(upstream_code: str) -> str:
-    if upstream_code.startswith("llm_"):
-        return upstream_code
-    if "timeout" in upstream_code:
-        return ErrorCode.LLM_TIMEOUT
-    if "rate" in upstream_code:
-        return ErrorCode.LLM_RATE_LIMITED
-    if "truncated" in upstream_code:
-        return ErrorCode.LLM_TRUNCATED
-    if "json" in upstream_code or "bad_response" in upstream_code:
-        return ErrorCode.LLM_BAD_RESPONSE
-    return ErrorCode.LLM_UPSTREAM_ERROR
+    return LlmFailed(
+        request_id,
+        UPSTREAM_CODES.get(code, ErrorCode.LLM_UPSTREAM_ERROR),
+        f"the model failed mid-stream: {message}",
+        LlmFailureKind.STREAM_ERROR,
+        detail=message,
+    )

@@ -25,6 +25,7 @@ AT_REST: list[SessionState] = [IDLE, ERROR, DONE]
 IN_TURN: list[SessionState] = [STREAMING, AWAITING_TOOL]
 NOT_STREAMING: list[SessionState] = [IDLE, AWAITING_TOOL, ERROR, DONE]
 NOT_AWAITING: list[SessionState] = [IDLE, STREAMING, ERROR, DONE]
+ALL: list[SessionState] = list(STATES)
 
 
 def _row(
@@ -39,7 +40,12 @@ TRANSITIONS: list[dict[str, Any]] = [
         "user_message", AT_REST, None, conditions="is_message_too_large", after="reject_too_large"
     ),
     _row("user_message", AT_REST, STREAMING, before="begin_turn", after="request_llm"),
-    _row("user_message", IN_TURN, None, after="reject_busy"),
+    # ... and during one is queued for the next step when the IDE steers, else refused
+    _row("user_message", IN_TURN, None, unless="uses_steering", after="reject_busy"),
+    _row(
+        "user_message", IN_TURN, None, conditions="is_message_too_large", after="reject_too_large"
+    ),
+    _row("user_message", IN_TURN, None, after="queue_message"),
     # llm_delta: streamed text of the current request
     _row("llm_delta", STREAMING, None, unless="is_current_request", after="reject_stale"),
     _row("llm_delta", STREAMING, None, conditions="is_compaction", after="collect_summary"),
@@ -89,6 +95,14 @@ TRANSITIONS: list[dict[str, Any]] = [
         before="answer_invalid_calls",
         after="request_llm",
     ),
+    _row(
+        "llm_end",
+        STREAMING,
+        None,
+        conditions="continues_for_queue",
+        before="continue_with_queue",
+        after="request_llm",
+    ),
     _row("llm_end", STREAMING, DONE, before="finish_turn"),
     _row("llm_end", NOT_STREAMING, None, after="reject_stale"),
     # llm_failed: the model or its endpoint failed
@@ -118,6 +132,13 @@ TRANSITIONS: list[dict[str, Any]] = [
         None,
         unless="is_pending_call",
         after="reject_unexpected_result",
+    ),
+    _row(
+        "tool_result",
+        AWAITING_TOOL,
+        None,
+        conditions="awaits_approval",
+        after="reject_result_before_approval",
     ),
     _row(
         "tool_result",
@@ -159,6 +180,53 @@ TRANSITIONS: list[dict[str, Any]] = [
     _row("turn_deadline", IN_TURN, None, unless="is_current_turn", after="reject_stale"),
     _row("turn_deadline", IN_TURN, DONE, before="end_turn_at_deadline"),
     _row("turn_deadline", AT_REST, None, after="reject_stale"),
+    # approval: the user's decision on a write call that waits for it
+    _row(
+        "approval",
+        AWAITING_TOOL,
+        None,
+        unless="awaits_approval",
+        after="reject_unexpected_approval",
+    ),
+    _row(
+        "approval",
+        AWAITING_TOOL,
+        None,
+        conditions="is_read_only",
+        unless="is_rejection",
+        after="reject_allow_when_read_only",
+    ),
+    _row(
+        "approval",
+        AWAITING_TOOL,
+        DONE,
+        conditions=["is_rejection", "ends_turn"],
+        before="reject_call_and_end_turn",
+    ),
+    _row(
+        "approval",
+        AWAITING_TOOL,
+        ERROR,
+        conditions=["is_rejection", "completes_step", "is_at_step_limit"],
+        before=["record_rejection", "end_turn_max_steps"],
+    ),
+    _row(
+        "approval",
+        AWAITING_TOOL,
+        STREAMING,
+        conditions=["is_rejection", "completes_step"],
+        before="record_rejection",
+        after="request_llm",
+    ),
+    _row("approval", AWAITING_TOOL, None, conditions="is_rejection", after="record_rejection"),
+    _row("approval", AWAITING_TOOL, None, after="allow_call"),
+    _row("approval", NOT_AWAITING, None, after="reject_unexpected_approval"),
+    # set_approval: the mode changes in any state; calls waiting for approval keep waiting
+    _row("set_approval", ALL, None, unless="can_use_mode", after="reject_mode_without_feature"),
+    _row("set_approval", ALL, None, after="change_mode"),
+    # files_reverted: the IDE undid a turn's changes; the model is told between turns
+    _row("files_reverted", AT_REST, None, after="note_revert"),
+    _row("files_reverted", IN_TURN, None, after="reject_busy"),
     # cancel: stop the running turn
     _row("cancel", IN_TURN, IDLE, before="cancel_turn"),
     _row("cancel", AT_REST, None, after="reject_nothing_to_cancel"),

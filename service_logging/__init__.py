@@ -18,6 +18,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+__all__ = [
+    "ThrottledLog",
+    "add_logging_flags",
+    "configure_logging",
+    "export_logging_flags",
+    "throttle_accept_errors",
+]
+
 LEVEL_VAR = "AGENT_LOG_LEVEL"
 FORMAT_VAR = "AGENT_LOG_FORMAT"
 FORMATS = ("auto", "text", "json")

@@ -217,7 +217,7 @@ def test_up_stops_its_services_on_sighup() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=40, proc=up)
+    wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout_s=40, process=up)
     up.send_signal(signal.SIGHUP)
     output = up.communicate(timeout=60)[0].decode(errors="replace")
     assert up.returncode == 0, output
@@ -234,7 +234,7 @@ def test_logs_are_json_with_iso_times_when_not_a_terminal() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    wait_healthy(health, proc=child)
+    wait_healthy(health, process=child)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=30)
     entries = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
@@ -252,7 +252,7 @@ def test_text_logs_on_request_and_the_level_filters() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    wait_healthy(health, proc=child)
+    wait_healthy(health, process=child)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=30)
     text = err.decode()
@@ -415,7 +415,7 @@ async def test_up_takes_the_services_settings_from_flags_and_its_config_file(
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=40, proc=up)
+        wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout_s=40, process=up)
         listing = urllib.request.Request(
             f"http://127.0.0.1:{ports['proxy']}/v1/models",
             headers={"Authorization": "Bearer key-for-me"},

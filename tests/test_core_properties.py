@@ -9,14 +9,21 @@ every event that:
 - numbered events have seq +1 without gaps; commands come in the documented order;
 - a tool call's result (or timeout) is consumed at most once;
 - the model is never called while a tool result is pending;
-- after a cancel, no command concerns the cancelled turn;
+- after a cancel, no command concerns the cancelled turn (but the user may revert its files);
 - a rejected event is the only command and leaves the observable state unchanged;
 - turn, request and call ids are never reused;
 - every conversation sent to the model, and the conversation at rest, is OpenAI-valid;
 - with a context budget (half of the examples, with a window a few files fill): every step
   request is reported by a `context` event and is under the prompt limit by the estimate,
-  unless nothing is left to elide or compact; a compaction keeps the current turn's user
-  message verbatim and leaves no tool call unanswered;
+  unless nothing is left to elide or compact; a compaction keeps the current turn's newest
+  user message verbatim and leaves no tool call unanswered;
+- approvals (sessions start in any mode the IDE's features allow, and change it): no write
+  `tool_call` goes out in `ask` without the user's allow of that call or a rule the user set
+  (`tool_call.approval` says which); `auto-edit` never asks; `read-only` never offers a write
+  tool, tells the model why, and never sends a write call; a rejection reaches the model as
+  the call's `rejected_by_user` result;
+- steering: a queued message joins the conversation of the turn's next step request, after
+  the step's tool results, and never after a cancel; a revert's note ends the conversation;
 
 and at the end of every example replays its events into a fresh core: the same events
 give identical commands (determinism).
@@ -61,8 +68,11 @@ from orchestrator.context import (
 )
 from orchestrator.core import CoreConfig, SessionCore, replay_inputs
 from orchestrator.events import (
+    ApprovalAnswered,
+    ApprovalModeSet,
     CancelRequested,
     Event,
+    FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
@@ -81,15 +91,22 @@ from tests.support.openai_conversation import (
     assert_request_conversation,
 )
 from wire import (
+    WRITE_TOOL_NAMES,
     AgentDelta,
     AgentMessage,
+    ApprovalDecision,
+    ApprovalModeChanged,
+    ApprovalRequest,
     ContextReport,
     Error,
     ErrorCode,
     ErrorSource,
+    FilesRevertedEvent,
     SessionState,
     StateChanged,
     ToolCall,
+    UserMessageQueued,
+    written_paths,
 )
 
 SESSION = "s_prop"
@@ -132,6 +149,13 @@ WHICH_REQUEST = st.sampled_from(["current", "current", "current", "earlier", "un
 # Failures end turns: mostly stale ones, so that turns still get deep.
 WHICH_FAILING_REQUEST = st.sampled_from(["current", "earlier", "unknown"])
 WHICH_CALL = st.sampled_from(["pending", "pending", "pending", "sent", "unknown"])
+WHICH_DECIDED_CALL = st.sampled_from(
+    ["awaiting", "awaiting", "awaiting", "pending", "sent", "unknown"]
+)
+DECISIONS = st.sampled_from(["allow_once", "allow_tool", "allow_path", "reject", "reject"])
+MODES = st.sampled_from(["ask", "auto-edit", "read-only"])
+WRITE_LLM_NAMES = {"write_file", "apply_patch"}
+RULES = ("allow_tool", "allow_path")
 MESSAGE_IDS = st.none() | st.sampled_from(["m1", "m2"])
 TEXT = st.text(max_size=8)
 JSON_OUTPUT = st.recursive(
@@ -151,9 +175,11 @@ def rank(command: Command) -> int:
         event = command.event
         if isinstance(event, Error):
             return 2 if event.source == ErrorSource.AGENT else 1
+        if isinstance(event, ApprovalDecision):
+            return 1
         if isinstance(event, AgentDelta | AgentMessage):
             return 3
-        if isinstance(event, ToolCall):
+        if isinstance(event, ToolCall | ApprovalRequest):
             return 4
         return 7
     if isinstance(command, StartToolTimer | StartTurnTimer):
@@ -172,10 +198,26 @@ class SessionCoreMachine(RuleBasedStateMachine):
         max_steps=st.integers(min_value=1, max_value=5),
         first=st.text(max_size=8),
         budget=st.booleans(),
+        approvals=st.booleans(),
+        steering=st.booleans(),
+        mode=MODES,
     )
-    def open_session(self, max_steps: int, first: str, budget: bool) -> None:
-        """A fresh session whose first turn has started (an idle one is in the table tests)."""
+    def open_session(
+        self,
+        max_steps: int,
+        first: str,
+        budget: bool,
+        approvals: bool,
+        steering: bool,
+        mode: str,
+    ) -> None:
+        """A fresh session whose first turn has started (an idle one is in the table tests),
+        in an approval mode its IDE's features allow."""
+        features = (("approvals",) if approvals else ()) + (("steering",) if steering else ())
+        self.mode = "auto-edit" if mode == "ask" and not approvals else mode
         self.config = CoreConfig(
+            approval=self.mode,
+            features=features,
             max_steps=max_steps,
             max_user_message_chars=MAX_MESSAGE_CHARS,
             context_window=BUDGET.context_window if budget else 0,
@@ -196,6 +238,14 @@ class SessionCoreMachine(RuleBasedStateMachine):
         self.cancelled_requests: set[str] = set()
         self.cancelled_calls: set[str] = set()
         self.last_calls: list[ModelToolCall] = []
+        self.awaiting: dict[str, ApprovalRequest] = {}
+        self.allowed_tools: set[str] = set()
+        self.allowed_paths: set[tuple[str, str]] = set()
+        self.rejected: dict[str, str | None] = {}
+        self.queued: list[str] = []
+        self.dropped: set[str] = set()
+        self.steers = 0
+        self.turn_steers: list[str] = []
         self.fire(UserMessageReceived(first))
 
     # ---- id choices ---------------------------------------------------------------------
@@ -257,6 +307,39 @@ class SessionCoreMachine(RuleBasedStateMachine):
     def cancel(self, message_id: str | None) -> None:
         self.fire(CancelRequested(message_id))
 
+    @rule(
+        data=st.data(),
+        which=WHICH_DECIDED_CALL,
+        decision=DECISIONS,
+        end_turn=st.booleans(),
+        message=st.none() | st.just("not like that"),
+    )
+    def approval(
+        self, data: st.DataObject, which: str, decision: str, end_turn: bool, message: str | None
+    ) -> None:
+        awaiting = self.core.calls_awaiting_approval
+        if which == "awaiting" and awaiting:
+            call_id = data.draw(st.sampled_from(awaiting))
+        else:
+            call_id = self.call_id(data, which)
+        self.fire(ApprovalAnswered(call_id, decision, message, end_turn and decision == "reject"))
+
+    @rule(mode=MODES, message_id=MESSAGE_IDS)
+    def set_approval(self, mode: str, message_id: str | None) -> None:
+        self.fire(ApprovalModeSet(mode, message_id))
+
+    @rule(paths=st.lists(PATHS, max_size=2, unique=True), message_id=MESSAGE_IDS)
+    def files_reverted(self, paths: list[str], message_id: str | None) -> None:
+        self.fire(FilesRevertedByUser("t1", tuple(paths), message_id))
+
+    @precondition(
+        lambda self: self.core.state in (SessionState.STREAMING, SessionState.AWAITING_TOOL)
+    )
+    @rule()
+    def user_steers(self) -> None:
+        self.steers += 1
+        self.fire(UserMessageReceived(f"steer {self.steers}"))
+
     @rule(current=st.booleans())
     def turn_deadline(self, current: bool) -> None:
         turn = self.core.turn_id if current and self.core.turn_id else "t99"
@@ -303,6 +386,12 @@ class SessionCoreMachine(RuleBasedStateMachine):
         call_id = data.draw(st.sampled_from(self.core.pending_call_ids))
         self.fire(ToolResultReceived(call_id, True, output))
 
+    @precondition(lambda self: self.core.calls_awaiting_approval)
+    @rule(data=st.data(), decision=DECISIONS)
+    def user_decides(self, data: st.DataObject, decision: str) -> None:
+        call_id = data.draw(st.sampled_from(self.core.calls_awaiting_approval))
+        self.fire(ApprovalAnswered(call_id, decision, "try another way"))
+
     @precondition(lambda self: self.core.state == SessionState.AWAITING_TOOL)
     @rule(data=st.data())
     def ide_reports_failure(self, data: st.DataObject) -> None:
@@ -334,9 +423,12 @@ class SessionCoreMachine(RuleBasedStateMachine):
         self.check_numbering(before.last_seq, commands)
         self.check_order_and_state_event(before.state, commands)
         self.check_tool_results(event)
+        self.check_approvals(event, commands)
+        self.check_steering(event, commands)
         self.check_ids(before.turn_id, commands)
         self.check_budget(event, rest_before, commands)
-        if isinstance(event, CancelRequested | TurnDeadlineReached):
+        ends_turn = isinstance(event, ApprovalAnswered) and event.end_turn
+        if isinstance(event, CancelRequested | TurnDeadlineReached) or ends_turn:
             self.remember_cancelled(before.turn_id, before.current_request_id)
         else:
             self.check_nothing_concerns_cancelled_turns(commands)
@@ -362,7 +454,7 @@ class SessionCoreMachine(RuleBasedStateMachine):
         else:
             assert len(moves) == 1 and commands[-1] == EmitEvent(moves[0])
             assert (moves[0].previous, moves[0].state) == (previous, self.core.state)
-        dispatched = [e.call_id for e in states if isinstance(e, ToolCall)]
+        dispatched = [e.call_id for e in states if isinstance(e, ToolCall | ApprovalRequest)]
         timers = [c.call_id for c in commands if isinstance(c, StartToolTimer)]
         assert dispatched == timers
 
@@ -377,10 +469,15 @@ class SessionCoreMachine(RuleBasedStateMachine):
                 assert not self.outstanding and not self.core.pending_call_ids
                 assert_request_conversation(command.messages)
                 self.requests.append(command.request_id)
-            elif isinstance(command, EmitEvent) and isinstance(command.event, ToolCall):
-                assert command.event.call_id not in self.sent_calls, "call id reused"
-                self.sent_calls.append(command.event.call_id)
-                self.outstanding.add(command.event.call_id)
+            elif isinstance(command, EmitEvent) and isinstance(
+                command.event, ToolCall | ApprovalRequest
+            ):
+                call_id = command.event.call_id
+                allowed = isinstance(command.event, ToolCall) and call_id in self.outstanding
+                if not allowed:
+                    assert call_id not in self.sent_calls, "call id reused"
+                    self.sent_calls.append(call_id)
+                    self.outstanding.add(call_id)
             elif isinstance(command, EmitEvent) and isinstance(
                 command.event, AgentDelta | AgentMessage
             ):
@@ -389,8 +486,11 @@ class SessionCoreMachine(RuleBasedStateMachine):
     def check_budget(
         self, event: Event, messages_before: list[dict[str, Any]], commands: list[Command]
     ) -> None:
-        if isinstance(event, UserMessageReceived):
+        if isinstance(event, UserMessageReceived) and not any(
+            isinstance(c, EmitEvent) and isinstance(c.event, UserMessageQueued) for c in commands
+        ):
             self.turn_content = event.content
+            self.turn_steers = []
         steps = [c for c in commands if isinstance(c, StartLlmRequest) and c.tools]
         reports = [
             c.event
@@ -409,15 +509,117 @@ class SessionCoreMachine(RuleBasedStateMachine):
             assert nothing_left_to_shrink(request.messages, report.compacted)
         if report.compacted:
             users = [m for m in request.messages if m["role"] == "user"]
-            assert users[-1]["content"] == self.turn_content
+            assert users[-1]["content"] in (self.turn_content, *self.turn_steers)
             assert len(request.messages) <= len(messages_before) + 2
 
     def check_tool_results(self, event: Event) -> None:
-        if isinstance(event, ToolResultReceived | ToolTimedOut):
+        rejection = isinstance(event, ApprovalAnswered) and event.decision == "reject"
+        if isinstance(event, ToolResultReceived | ToolTimedOut) or rejection:
             assert event.call_id in self.outstanding, "a result for no outstanding call"
             assert event.call_id not in self.consumed, "a result consumed twice"
             self.consumed.add(event.call_id)
             self.outstanding.discard(event.call_id)
+        if isinstance(event, ToolResultReceived):
+            assert event.call_id not in self.awaiting, "a result of a call nobody allowed"
+        if isinstance(event, ToolTimedOut) or rejection:
+            self.awaiting.pop(event.call_id, None)
+
+    def check_approvals(self, event: Event, commands: list[Command]) -> None:
+        """The promises of the approval modes, against a model of the user's rules."""
+        emitted = [c.event for c in commands if isinstance(c, EmitEvent)]
+        if isinstance(event, ApprovalModeSet):
+            assert emitted == [
+                ApprovalModeChanged(session_id=SESSION, seq=self.core.last_seq, mode=event.mode)
+            ]
+            self.mode = event.mode
+        if isinstance(event, ApprovalAnswered):
+            assert self.mode != "read-only" or event.decision == "reject"
+            (decision,) = [e for e in emitted if isinstance(e, ApprovalDecision)]
+            assert (decision.call_id, decision.decision) == (event.call_id, event.decision)
+            if event.decision == "reject":
+                self.rejected[event.call_id] = event.message
+        allowed_now = {
+            e.call_id for e in emitted if isinstance(e, ApprovalDecision) and e.decision != "reject"
+        }
+        for frame in emitted:
+            if isinstance(frame, ApprovalDecision) and frame.decision in RULES:
+                request = self.awaiting[frame.call_id]
+                if frame.decision == "allow_tool":
+                    self.allowed_tools.add(request.tool)
+                else:
+                    self.allowed_paths |= {
+                        (request.tool, p) for p in written_paths(request.arguments)
+                    }
+            if isinstance(frame, ApprovalRequest):
+                assert self.mode == "ask" and frame.tool in WRITE_TOOL_NAMES
+                assert not self.covered(frame.tool, frame.arguments)
+                self.awaiting[frame.call_id] = frame
+            elif isinstance(frame, ToolCall):
+                self.check_tool_call(frame, allowed_now)
+        for command in commands:
+            if isinstance(command, StartLlmRequest) and command.tools:
+                offered = {tool["function"]["name"] for tool in command.tools}
+                read_only = self.mode == "read-only"
+                assert not (read_only and offered & WRITE_LLM_NAMES), "read-only offered a write"
+                assert ("read-only" in command.messages[0]["content"]) is read_only
+        for message in self.core.messages:
+            if message["role"] == "tool" and message["tool_call_id"] in self.rejected:
+                error = json.loads(message["content"])["error"]
+                assert error["code"] == "rejected_by_user"
+                assert error["message"].startswith("The user declined this change.")
+                reason = self.rejected[message["tool_call_id"]]
+                assert reason is None or error["message"].endswith(reason)
+
+    def check_tool_call(self, frame: ToolCall, allowed_now: set[str]) -> None:
+        source = frame.approval
+        if frame.tool not in WRITE_TOOL_NAMES:
+            assert source is None
+            return
+        features = self.config.features
+        if frame.call_id in allowed_now:
+            request = self.awaiting.pop(frame.call_id)
+            assert request.arguments == frame.arguments
+            decision = "user"
+        else:
+            assert self.mode != "read-only", "read-only sent a write call"
+            assert frame.call_id not in self.awaiting
+            if self.mode == "ask":
+                assert self.covered(frame.tool, frame.arguments), "a write call nobody allowed"
+                decision = "session"
+            else:
+                decision = "mode"
+        assert source == (decision if "approvals" in features else None)
+
+    def covered(self, tool: str, arguments: dict[str, Any]) -> bool:
+        paths = written_paths(arguments)
+        return tool in self.allowed_tools or bool(
+            paths and all((tool, path) in self.allowed_paths for path in paths)
+        )
+
+    def check_steering(self, event: Event, commands: list[Command]) -> None:
+        emitted = [c.event for c in commands if isinstance(c, EmitEvent)]
+        for frame in emitted:
+            if isinstance(frame, UserMessageQueued):
+                assert isinstance(event, UserMessageReceived) and "steering" in self.config.features
+                assert frame.text == event.content
+                self.queued.append(frame.text)
+                self.turn_steers.append(frame.text)
+            elif isinstance(frame, FilesRevertedEvent):
+                assert isinstance(event, FilesRevertedByUser)
+                note = self.core.messages[-1]
+                assert note["role"] == "user" and all(p in note["content"] for p in event.paths)
+        if isinstance(event, CancelRequested):
+            self.dropped |= {text for text in self.queued if text.startswith("steer ")}
+            self.queued = []
+        steps = [c for c in commands if isinstance(c, StartLlmRequest) and c.tools]
+        for request in steps:
+            said = [m["content"] for m in request.messages if m["role"] == "user"]
+            reports = [e for e in emitted if isinstance(e, ContextReport)]
+            if not (reports and reports[0].compacted):
+                assert all(text in said for text in self.queued), "a queued message was lost"
+            assert not self.dropped & set(said), "a message dropped by cancel reached the model"
+        if steps or self.core.turn_id is None:
+            self.queued = []
 
     def remember_cancelled(self, turn_id: str | None, request_id: str | None) -> None:
         assert turn_id is not None and request_id is not None
@@ -433,7 +635,9 @@ class SessionCoreMachine(RuleBasedStateMachine):
                 assert self.core.turn_id not in self.cancelled_turns, command
             elif isinstance(command, StartToolTimer | ClearToolTimer):
                 assert command.call_id not in self.cancelled_calls, command
-            elif isinstance(command, EmitEvent):
+            elif isinstance(command, EmitEvent) and not isinstance(
+                command.event, FilesRevertedEvent
+            ):
                 event = command.event
                 assert getattr(event, "turn_id", None) not in self.cancelled_turns, command
                 call_id = getattr(event, "call_id", None)

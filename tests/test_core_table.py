@@ -34,8 +34,11 @@ from orchestrator.commands import (
 from orchestrator.core import CoreConfig, SessionCore
 from orchestrator.events import (
     EVENT_TYPES,
+    ApprovalAnswered,
+    ApprovalModeSet,
     CancelRequested,
     Event,
+    FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
@@ -70,6 +73,8 @@ DONE = SessionState.DONE
 
 SESSION = "s_test"
 LIMITS = CoreConfig(max_steps=4, max_user_message_chars=100)
+ASKING = replace(LIMITS, approval="ask", features=("approvals", "steering"))
+"""An IDE that answers approvals and steers: write calls wait for the user, messages queue."""
 
 
 # ---- events, briefly --------------------------------------------------------------------
@@ -86,6 +91,16 @@ def call(name: str, arguments: Any) -> ModelToolCall:
 
 def read(path: str) -> ModelToolCall:
     return call("read_file", {"path": path})
+
+
+def write(path: str, content: str = "new text") -> ModelToolCall:
+    return call("write_file", {"path": path, "content": content})
+
+
+def decide(
+    call_id: str, decision: str, message: str | None = None, end_turn: bool = False
+) -> ApprovalAnswered:
+    return ApprovalAnswered(call_id, decision, message, end_turn, "m7")
 
 
 def tool_calls(request_id: str, *calls: ModelToolCall) -> LlmToolCallsCompleted:
@@ -123,10 +138,12 @@ class Path:
     answered: str | None = None
     cancelled: str | None = None
     config: CoreConfig = LIMITS
+    awaiting: tuple[str, ...] = ()
 
 
 ONE_CALL_STEP = (user(), tool_calls("t1.1", read("a")), end("t1.1"), ok("c1"))
 TWO_CALLS_STEP = (user(), tool_calls("t1.1", read("a"), read("b")), end("t1.1"))
+WRITE_AND_READ_STEP = (user(), tool_calls("t1.1", write("a"), read("b")), end("t1.1"))
 
 PATHS = (
     Path("new session", IDLE, ()),
@@ -188,6 +205,44 @@ PATHS = (
         (user(), LlmTextDelta("t1.1", "Hi"), end("t1.1", "stop")),
         requests=("t1.1",),
     ),
+    Path("steering, first step", STREAMING, (user(),), requests=("t1.1",), config=ASKING),
+    Path(
+        "a write waits for approval",
+        AWAITING_TOOL,
+        (user(), tool_calls("t1.1", write("a")), end("t1.1")),
+        requests=("t1.1",),
+        pending=("c1",),
+        awaiting=("c1",),
+        config=ASKING,
+    ),
+    Path(
+        "a write waits for approval, a read is running",
+        AWAITING_TOOL,
+        WRITE_AND_READ_STEP,
+        requests=("t1.1",),
+        pending=("c1", "c2"),
+        awaiting=("c1",),
+        config=ASKING,
+    ),
+    Path(
+        "a write waits for approval in a session made read-only",
+        AWAITING_TOOL,
+        (*WRITE_AND_READ_STEP, ok("c2"), ApprovalModeSet("read-only")),
+        requests=("t1.1",),
+        pending=("c1",),
+        awaiting=("c1",),
+        answered="c2",
+        config=ASKING,
+    ),
+    Path(
+        "a write allowed and running",
+        AWAITING_TOOL,
+        (*WRITE_AND_READ_STEP, ok("c2"), decide("c1", "allow_once")),
+        requests=("t1.1",),
+        pending=("c1",),
+        answered="c2",
+        config=ASKING,
+    ),
 )
 
 
@@ -202,6 +257,10 @@ def _another(path: Path) -> str:
 
 def _first_pending(path: Path) -> str | None:
     return path.pending[0] if path.pending else None
+
+
+def _first_awaiting(path: Path) -> str | None:
+    return path.awaiting[0] if path.awaiting else None
 
 
 def _with(value: str | None, make: Callable[[str], Event]) -> Event | None:
@@ -233,6 +292,25 @@ VARIANTS: dict[str, Callable[[Path], Event | None]] = {
     "turn_deadline of the last turn": lambda p: TurnDeadlineReached("t1") if p.events else None,
     "turn_deadline of another turn": lambda p: TurnDeadlineReached("t9"),
     "cancel": lambda p: CancelRequested("m9"),
+    "approval allow_once of a pending call": lambda p: _with(
+        _first_pending(p), lambda c: decide(c, "allow_once")
+    ),
+    "approval allow_tool of a pending call": lambda p: _with(
+        _first_pending(p), lambda c: decide(c, "allow_tool")
+    ),
+    "approval reject of a pending call": lambda p: _with(
+        _first_pending(p), lambda c: decide(c, "reject", "not that file")
+    ),
+    "approval reject ending the turn": lambda p: _with(
+        _first_pending(p), lambda c: decide(c, "reject", end_turn=True)
+    ),
+    "approval of an answered call": lambda p: _with(p.answered, lambda c: decide(c, "allow_once")),
+    "approval of a cancelled call": lambda p: _with(p.cancelled, lambda c: decide(c, "reject")),
+    "approval of an unknown call": lambda p: decide("c99", "allow_once"),
+    "tool_result of a call awaiting approval": lambda p: _with(_first_awaiting(p), ok),
+    "set_approval read-only": lambda p: ApprovalModeSet("read-only", "m8"),
+    "set_approval ask": lambda p: ApprovalModeSet("ask", "m8"),
+    "files_reverted": lambda p: FilesRevertedByUser("t1", ("src/a.py",), "m6"),
 }
 
 REJECTION_CODES: dict[str, ErrorCode] = {
@@ -242,6 +320,12 @@ REJECTION_CODES: dict[str, ErrorCode] = {
     "tool_result of a cancelled call": ErrorCode.LATE_RESULT,
     "tool_result of an unknown call": ErrorCode.UNKNOWN_CALL_ID,
     "cancel": ErrorCode.NOTHING_TO_CANCEL,
+    "approval of an answered call": ErrorCode.DUPLICATE_RESULT,
+    "approval of a cancelled call": ErrorCode.LATE_RESULT,
+    "approval of an unknown call": ErrorCode.UNKNOWN_CALL_ID,
+    "tool_result of a call awaiting approval": ErrorCode.APPROVAL_PENDING,
+    "set_approval ask": ErrorCode.INVALID_FRAME,
+    "files_reverted": ErrorCode.BUSY,
 }
 """The code of each refused variant; LLM events and timers not listed are `illegal_event`."""
 
@@ -262,8 +346,98 @@ STREAMING_MOVES = {
     "turn_deadline of the last turn": Move(DONE, ("AbortLlmRequest", "agent_message", "state")),
 }
 
+ALLOWED = ("ClearToolTimer", "approval_decision", "tool_call", "StartToolTimer")
+QUEUED = Move(AWAITING_TOOL, ("user_message_queued",))
+MODE_CHANGED = ("approval_mode",)
+APPROVAL_MOVES = {
+    "approval allow_once of a pending call": Move(AWAITING_TOOL, ALLOWED),
+    "approval allow_tool of a pending call": Move(AWAITING_TOOL, ALLOWED),
+    "approval reject ending the turn": Move(
+        DONE, ("ClearToolTimer", "approval_decision", "agent_message", "state")
+    ),
+    "user_message": QUEUED,
+    "tool_timeout of a pending call": Move(AWAITING_TOOL, ("error:timeout",)),
+    "cancel": Move(IDLE, ("ClearToolTimer", "state")),
+    "turn_deadline of the last turn": Move(DONE, ("ClearToolTimer", "agent_message", "state")),
+}
+LAST_CALL_MOVES = {
+    "approval reject of a pending call": Move(
+        STREAMING, ("ClearToolTimer", "approval_decision", "StartLlmRequest", "state")
+    ),
+    "tool_timeout of a pending call": Move(
+        STREAMING, ("error:timeout", "StartLlmRequest", "state")
+    ),
+}
+TWO_PENDING_MOVES = {
+    "approval reject of a pending call": Move(
+        AWAITING_TOOL, ("ClearToolTimer", "approval_decision")
+    ),
+    "approval reject ending the turn": Move(
+        DONE,
+        ("ClearToolTimer", "ClearToolTimer", "approval_decision", "agent_message", "state"),
+    ),
+    "cancel": Move(IDLE, ("ClearToolTimer", "ClearToolTimer", "state")),
+    "turn_deadline of the last turn": Move(
+        DONE, ("ClearToolTimer", "ClearToolTimer", "agent_message", "state")
+    ),
+}
+READ_ONLY_MOVES = {
+    **LAST_CALL_MOVES,
+    "approval reject ending the turn": APPROVAL_MOVES["approval reject ending the turn"],
+    "user_message": QUEUED,
+    "cancel": APPROVAL_MOVES["cancel"],
+    "turn_deadline of the last turn": APPROVAL_MOVES["turn_deadline of the last turn"],
+}
+RUNNING_WRITE_MOVES = {
+    "user_message": QUEUED,
+    "tool_result of a pending call": Move(
+        STREAMING, ("ClearToolTimer", "StartLlmRequest", "state")
+    ),
+    "failed tool_result of a pending call": Move(
+        STREAMING, ("ClearToolTimer", "error:not_found", "StartLlmRequest", "state")
+    ),
+    "tool_timeout of a pending call": LAST_CALL_MOVES["tool_timeout of a pending call"],
+    "cancel": APPROVAL_MOVES["cancel"],
+    "turn_deadline of the last turn": APPROVAL_MOVES["turn_deadline of the last turn"],
+}
+
+
+def _approval_path_moves() -> dict[tuple[str, str], Move]:
+    one, two, read_only, running = (
+        "a write waits for approval",
+        "a write waits for approval, a read is running",
+        "a write waits for approval in a session made read-only",
+        "a write allowed and running",
+    )
+    return {
+        **{(one, v): m for v, m in {**APPROVAL_MOVES, **LAST_CALL_MOVES}.items()},
+        **{(two, v): m for v, m in {**APPROVAL_MOVES, **TWO_PENDING_MOVES}.items()},
+        **{(read_only, v): m for v, m in READ_ONLY_MOVES.items()},
+        **{(running, v): m for v, m in RUNNING_WRITE_MOVES.items()},
+        **{
+            ("steering, first step", v): m
+            for v, m in {
+                **STREAMING_MOVES,
+                "user_message": Move(STREAMING, QUEUED.commands),
+            }.items()
+        },
+    }
+
+
 LEGAL_MOVES: dict[tuple[str, str], Move] = {
     **{(p.name, "user_message"): TURN_STARTS for p in PATHS if p.state not in IN_TURN},
+    **{(p.name, "set_approval read-only"): Move(p.state, MODE_CHANGED) for p in PATHS},
+    **{
+        (p.name, "set_approval ask"): Move(p.state, MODE_CHANGED)
+        for p in PATHS
+        if "approvals" in p.config.features
+    },
+    **{
+        (p.name, "files_reverted"): Move(p.state, ("files_reverted",))
+        for p in PATHS
+        if p.state not in IN_TURN
+    },
+    **_approval_path_moves(),
     **{("first step", v): move for v, move in STREAMING_MOVES.items()},
     **{("step after tool results", v): move for v, move in STREAMING_MOVES.items()},
     ("two calls pending", "tool_result of a pending call"): Move(
@@ -325,8 +499,14 @@ CASES = _cases()
 
 
 def expected_rejection(path: Path, variant: str) -> ErrorCode:
-    if variant.startswith("user_message") and path.state in IN_TURN:
+    steering = "steering" in path.config.features
+    if variant.startswith("user_message") and path.state in IN_TURN and not steering:
         return ErrorCode.BUSY
+    awaiting = _first_pending(path) in path.awaiting
+    if variant.startswith("approval") and variant.endswith(("pending call", "the turn")):
+        return ErrorCode.READ_ONLY if awaiting else ErrorCode.DUPLICATE_RESULT
+    if variant.endswith("of a pending call") and awaiting:
+        return ErrorCode.APPROVAL_PENDING
     return REJECTION_CODES.get(variant, ErrorCode.ILLEGAL_EVENT)
 
 
@@ -346,7 +526,9 @@ def probes(core: SessionCore, count: int) -> Iterator[Event]:
     streamed = 0
     for step in range(count):
         request = core.current_request_id
-        if core.state == AWAITING_TOOL:
+        if core.calls_awaiting_approval:
+            yield decide(core.calls_awaiting_approval[-1], "allow_once")
+        elif core.state == AWAITING_TOOL:
             yield ok(core.pending_call_ids[-1], f"answer {step}")
         elif core.state == STREAMING and request is not None:
             yield script[streamed % len(script)](request)

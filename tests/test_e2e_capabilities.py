@@ -52,7 +52,7 @@ async def test_old_style_hello_gets_the_core_tools(
     upstream.reset(lambda request: text_stream("Hi."))
     client = await ProtocolClient.connect(stack.gateway_url, stack.token)
     reply = await client.hello()
-    assert (reply["tools"], reply["features"], reply["protocol_minor"]) == (CORE_TOOLS, [], 1)
+    assert (reply["tools"], reply["features"], reply["protocol_minor"]) == (CORE_TOOLS, [], 2)
     await client.run_turn("hello")
     await client.close()
     assert offered(upstream) == ["read_file", "write_file", "git_diff", "apply_patch"]

@@ -239,3 +239,22 @@ def test_ide_replay_refuses_a_session_its_user_cancelled(tmp_path: Path) -> None
     assert finished.returncode == 2
     assert "s_cancelled was cancelled by its user" in finished.stderr
     assert "[replay_unsupported]" in finished.stderr
+
+
+def test_ide_replay_refuses_a_session_whose_user_steered_or_decided_approvals(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "controlled.db"
+    recorder = TranscriptRecorder(db)
+    config = CoreConfig(approval="ask", features=("approvals",))
+    driver = SessionDriver.start(recorder, "s_controlled", config)
+    driver.feed(UserMessageReceived("Add logging to src/auth.js", "m1"))
+    recorder.close()
+
+    finished = agent_service(
+        "ide", "--replay", "s_controlled", "--db", str(db), "--token", TEST_TOKEN
+    )
+
+    assert finished.returncode == 2
+    assert "s_controlled used approvals, steering or reverts" in finished.stderr
+    assert "[replay_unsupported]" in finished.stderr

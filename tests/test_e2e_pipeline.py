@@ -267,7 +267,7 @@ async def test_up_runs_the_stack_and_stops_cleanly_on_sigterm(
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=40, proc=up)
+        wait_healthy(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout_s=40, process=up)
         client = await ProtocolClient.connect(
             f"ws://127.0.0.1:{ports['gateway']}/v1/ws", "up-token"
         )

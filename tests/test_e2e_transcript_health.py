@@ -45,7 +45,7 @@ class Orchestrator:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_healthy(self.health_url, proc=self.proc)
+        wait_healthy(self.health_url, process=self.proc)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None

@@ -19,6 +19,7 @@ PACKAGES = (
     "ide_client",
     "llm_proxy",
     "orchestrator",
+    "service_health",
     "service_logging",
     "transcripts",
     "wire",

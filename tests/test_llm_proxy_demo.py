@@ -17,9 +17,9 @@ from ide_client.sample import create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import Workspace
 from llm_proxy.chunks import DONE_FRAME
-from llm_proxy.demo import DemoText, DemoToolCall, demo_reply
-from llm_proxy.demo_backend import DemoBackend
-from llm_proxy.logging_patch import add_logging
+from llm_proxy.demo import DEMO_MODEL, demo_reply
+from llm_proxy.demo_edit import add_logging
+from llm_proxy.function_backend import FunctionBackend, TextReply, ToolCallReply
 from tests.support.proxy_process import RunningProxy, running_proxy
 
 TOOLS = frozenset({"read_file", "write_file", "apply_patch", "git_diff"})
@@ -106,7 +106,7 @@ def commit(workspace: Path, path: str, content: str) -> None:
     git(workspace, "commit", "-qm", f"add {path}")
 
 
-def run_tool(workspace: Path, call: DemoToolCall) -> dict[str, Any]:
+def run_tool(workspace: Path, call: ToolCallReply) -> dict[str, Any]:
     """What the IDE would answer, done with real files and real git."""
     arguments = json.loads(call.arguments)
     if call.name == "read_file":
@@ -129,14 +129,14 @@ def run_tool(workspace: Path, call: DemoToolCall) -> dict[str, Any]:
 
 def play_turn(
     workspace: Path, request: str
-) -> tuple[list[DemoToolCall], list[dict[str, Any]], DemoText]:
+) -> tuple[list[ToolCallReply], list[dict[str, Any]], TextReply]:
     """Run one user turn to its end: the model's calls, the tools' results, its final text."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": request}]
-    calls: list[DemoToolCall] = []
+    calls: list[ToolCallReply] = []
     results: list[dict[str, Any]] = []
     for step in range(10):
         reply = demo_reply(messages, TOOLS)
-        if isinstance(reply, DemoText):
+        if isinstance(reply, TextReply):
             return calls, results, reply
         calls.append(reply)
         result = run_tool(workspace, reply)
@@ -265,7 +265,7 @@ def test_demo_model_stops_and_says_so_when_the_patch_is_refused() -> None:
     ]
     for index, answer in enumerate(answers):
         reply = demo_reply(messages, TOOLS)
-        assert isinstance(reply, DemoToolCall)
+        assert isinstance(reply, ToolCallReply)
         call = {"id": str(index), "type": "function"}
         call["function"] = {"name": reply.name, "arguments": reply.arguments}
         messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
@@ -273,7 +273,7 @@ def test_demo_model_stops_and_says_so_when_the_patch_is_refused() -> None:
 
     reply = demo_reply(messages, TOOLS)
 
-    assert isinstance(reply, DemoText)
+    assert isinstance(reply, TextReply)
     assert "apply_patch" in reply.text
     assert "patch_failed: hunk 1 does not apply" in reply.text
 
@@ -313,7 +313,7 @@ def test_demo_model_says_what_it_is_and_how_to_connect_a_real_one_when_asked_any
 ) -> None:
     reply = demo_reply(messages, TOOLS)
 
-    assert isinstance(reply, DemoText)
+    assert isinstance(reply, TextReply)
     assert "offline demo model" in reply.text
     for flag in ("--llm-base-url", "--llm-api-key", "--model"):
         assert flag in reply.text
@@ -322,14 +322,14 @@ def test_demo_model_says_what_it_is_and_how_to_connect_a_real_one_when_asked_any
 def test_demo_model_asks_for_the_tools_it_needs_when_the_request_offers_none() -> None:
     reply = demo_reply([{"role": "user", "content": "Add logging to a.py"}], frozenset())
 
-    assert isinstance(reply, DemoText)
+    assert isinstance(reply, TextReply)
     assert "read_file, apply_patch" in reply.text
 
 
 def test_demo_model_skips_the_check_when_git_diff_is_not_offered() -> None:
     tools = frozenset({"read_file", "apply_patch"})
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Add logging to a.py"}]
-    while isinstance(reply := demo_reply(messages, tools), DemoToolCall):
+    while isinstance(reply := demo_reply(messages, tools), ToolCallReply):
         messages.append(
             {
                 "role": "assistant",
@@ -360,7 +360,7 @@ def test_demo_model_answers_a_conversation_the_same_way_every_time() -> None:
     assert demo_reply(messages, TOOLS) == demo_reply(list(messages), set(TOOLS))
 
 
-def test_logging_patch_supports_no_other_language_than_python_and_javascript() -> None:
+def test_demo_edit_supports_no_other_language_than_python_and_javascript() -> None:
     assert add_logging("main.go", "package main\n\nfunc main() {\n}\n") is None
 
 
@@ -374,7 +374,7 @@ async def test_demo_backend_streams_a_tool_call_whose_fragments_join_to_its_argu
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    frames = [frame async for frame in DemoBackend(word_delay=0).stream(request)]
+    frames = [frame async for frame in FunctionBackend(demo_reply, DEMO_MODEL).stream(request)]
 
     assert frames[-1] == DONE_FRAME
     chunks = [json.loads(frame[len(b"data: ") :]) for frame in frames[:-1]]
@@ -382,7 +382,7 @@ async def test_demo_backend_streams_a_tool_call_whose_fragments_join_to_its_argu
     fragments = [delta["tool_calls"][0]["function"]["arguments"] for delta in deltas[1:-1]]
     assert len(fragments) > 2
     expected = demo_reply(request["messages"], TOOLS)
-    assert isinstance(expected, DemoToolCall)
+    assert isinstance(expected, ToolCallReply)
     assert "".join(fragments) == expected.arguments
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["choices"] == []

@@ -28,7 +28,7 @@ from orchestrator.llm_client import LlmClient, LlmSettings
 from tests.support.procs import ROOT
 from tests.support.proxy_process import running_proxy
 from transcripts import TranscriptRecorder
-from wire import OPENAI_TOOLS
+from wire import OPENAI_TOOLS, LlmFailureKind
 
 SYSTEM = {"role": "system", "content": "You are a test."}
 SESSION = "s_outcomes"
@@ -48,10 +48,25 @@ OUTCOMES: list[list[StreamEvent]] = [
         LlmToolCallsCompleted("", CALLS),
         LlmStreamEnded("", "tool_calls", prompt_tokens=31, completion_tokens=7),
     ],
-    [LlmFailed("", "llm_rate_limited", "LLM endpoint answered 429: slow down")],
+    [
+        LlmFailed(
+            "",
+            "llm_rate_limited",
+            "LLM endpoint answered 429: slow down",
+            LlmFailureKind.STATUS,
+            429,
+            "slow down",
+        )
+    ],
     [
         LlmTextDelta("", "Half an answer"),
-        LlmFailed("", "llm_upstream_error", "the model failed mid-stream: overloaded"),
+        LlmFailed(
+            "",
+            "llm_upstream_error",
+            "the model failed mid-stream: overloaded",
+            LlmFailureKind.STREAM_ERROR,
+            detail="overloaded",
+        ),
     ],
     [
         LlmTextDelta("", "Cut short"),
@@ -59,9 +74,26 @@ OUTCOMES: list[list[StreamEvent]] = [
             "",
             "llm_truncated",
             "the model's stream ended before it was complete ([DONE] never came)",
+            LlmFailureKind.NO_DONE,
         ),
     ],
-    [LlmFailed("", "llm_bad_response", "the model sent a chunk that is not JSON")],
+    [
+        LlmFailed(
+            "",
+            "llm_bad_response",
+            "the model sent a chunk that is not JSON",
+            LlmFailureKind.NOT_JSON,
+        )
+    ],
+    [
+        LlmTextDelta("", "Half"),
+        LlmFailed(
+            "",
+            "llm_bad_response",
+            "the model sent a chunk that is not an object",
+            LlmFailureKind.NOT_AN_OBJECT,
+        ),
+    ],
 ]
 
 

@@ -88,9 +88,12 @@ def test_quicktype_makes_one_typescript_interface_per_message(built: Path) -> No
     definitions = schema_document()["$defs"]
     objects = {name for name, schema in definitions.items() if schema.get("type") == "object"}
     assert interfaces == objects
+    named_by: dict[str, str] = {}
     for name in MESSAGES:
         kind = definitions[name]["properties"]["type"]["const"]
-        assert f'export type {name}Type = "{kind}";' in typescript
+        # `files_reverted` is a frame of each direction: both share the client frame's alias
+        alias = named_by.setdefault(kind, name)
+        assert f'export type {alias}Type = "{kind}";' in typescript
     assert re.search(r'^export type ToolName = "read_file" \| ', typescript, re.M)
 
 

@@ -8,10 +8,13 @@ from transcripts.errors import (
     StoreError,
     TranscriptError,
 )
+from transcripts.export import jsonl_lines, list_lines, markdown_lines, session_rows, show_lines
 from transcripts.recorder import TranscriptRecorder
 from transcripts.redaction import DEFAULT_PATTERNS, REDACTED, Redactor, starts_token
 from transcripts.replay import Divergence, Verdict, replay_steps, verify_session
+from transcripts.restore import sessions_to_restore
 from transcripts.store import INPUT, OUTPUT, EventRecord, SessionRecord, TranscriptStore
+from transcripts.view import view_html
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -31,7 +34,14 @@ __all__ = [
     "TranscriptRecorder",
     "TranscriptStore",
     "Verdict",
+    "jsonl_lines",
+    "list_lines",
+    "markdown_lines",
     "replay_steps",
+    "session_rows",
+    "sessions_to_restore",
+    "show_lines",
     "starts_token",
     "verify_session",
+    "view_html",
 ]

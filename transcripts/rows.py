@@ -16,7 +16,10 @@ from orchestrator.commands import (
     StartToolTimer,
 )
 from orchestrator.events import (
+    ApprovalAnswered,
+    ApprovalModeSet,
     Event,
+    FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
@@ -25,7 +28,18 @@ from orchestrator.events import (
     ToolTimedOut,
     UserMessageReceived,
 )
-from wire import AgentDelta, AgentMessage, Error, StateChanged, ToolCall
+from wire import (
+    AgentDelta,
+    AgentMessage,
+    ApprovalDecision,
+    ApprovalModeChanged,
+    ApprovalRequest,
+    Error,
+    FilesRevertedEvent,
+    StateChanged,
+    ToolCall,
+    UserMessageQueued,
+)
 
 TEXT_CHARS = 100
 
@@ -64,6 +78,13 @@ def describe_event(event: Event) -> str:
             return f"{tag} {call} failed {code}: {_quoted(message or '')}"
         case ToolTimedOut(call_id=call):
             return f"{tag} {call}"
+        case ApprovalAnswered(call_id=call, decision=decision, message=message, end_turn=end):
+            why = f" {_quoted(message)}" if message else ""
+            return f"{tag} {call} {decision}{why}{', ending the turn' if end else ''}"
+        case ApprovalModeSet(mode=mode):
+            return f"{tag} {mode}"
+        case FilesRevertedByUser(turn_id=turn, paths=paths):
+            return f"{tag} {turn}: {', '.join(paths)}"
     return tag
 
 
@@ -79,6 +100,18 @@ def _emitted(event: object) -> str:
             return f"agent_message {turn} {reason}, {len(content)} characters"
         case Error(code=code, source=source, message=message):
             return f"error {code} from {source}: {_quoted(message)}"
+        case ApprovalRequest(call_id=call, tool=tool, arguments=arguments):
+            return f"approval_request {call} {tool} {_compact(arguments)}"
+        case ApprovalDecision(call_id=call, decision=decision, message=message):
+            return f"approval_decision {call} {decision}" + (
+                f" {_quoted(message)}" if message else ""
+            )
+        case ApprovalModeChanged(mode=mode):
+            return f"approval_mode {mode}"
+        case UserMessageQueued(text=text):
+            return f"user_message_queued {_quoted(text)}"
+        case FilesRevertedEvent(turn_id=turn, paths=paths):
+            return f"files_reverted {turn}: {', '.join(paths)}"
     raise AssertionError(f"not a numbered event: {event!r}")
 
 

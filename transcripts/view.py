@@ -7,8 +7,7 @@ the page allows no script at all (see `htmlpage.document`).
 
 from __future__ import annotations
 
-from htmlpage import attrs, esc, page
-from htmlpage.markdown import markdown_html
+from htmlpage import attrs, esc, markdown_html, page
 from orchestrator.codec import decode_config
 from transcripts.conversation import (
     Block,

@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_CALL_ID = "unknown_call_id"
     DUPLICATE_RESULT = "duplicate_result"
     LATE_RESULT = "late_result"
+    APPROVAL_PENDING = "approval_pending"
+    READ_ONLY = "read_only"
     SESSION_LIMIT = "session_limit"
     SESSION_TAKEN_OVER = "session_taken_over"
     ORCHESTRATOR_UNAVAILABLE = "orchestrator_unavailable"
@@ -51,7 +53,8 @@ class ToolErrorCode(StrEnum):
     `error` event (source `ide`). Any other code arrives as `tool_failed`, naming it.
 
     `declined`: the user refused the call; `unsupported_by_editor` / `editor_failed`: an
-    editor behind a bridge (ACP) cannot run it, or failed to."""
+    editor behind a bridge (ACP) cannot run it, or failed to; `rejected_by_user`: the user
+    rejected a write call it was asked to approve (the services answer the model with it)."""
 
     INVALID_ARGUMENTS = "invalid_arguments"
     UNKNOWN_TOOL = "unknown_tool"
@@ -68,6 +71,7 @@ class ToolErrorCode(StrEnum):
     DECLINED = "declined"
     UNSUPPORTED_BY_EDITOR = "unsupported_by_editor"
     EDITOR_FAILED = "editor_failed"
+    REJECTED_BY_USER = "rejected_by_user"
 
 
 SENT_CODES: tuple[str, ...] = tuple(

@@ -27,10 +27,14 @@ from pydantic import (
 from wire.tools import CORE_TOOL_NAMES
 
 PROTOCOL_VERSION = 1
-PROTOCOL_MINOR = 1
+PROTOCOL_MINOR = 2
 """Minor version of protocol 1 that this code speaks; the `session` reply says it."""
-FEATURES: tuple[str, ...] = ()
-"""Optional features this server can use when the IDE declares them (none in 1.1)."""
+FEATURE_APPROVALS = "approvals"
+"""The IDE answers `approval_request` events: write calls may wait for the user (1.2)."""
+FEATURE_STEERING = "steering"
+"""A `user_message` during a turn is queued for its next step instead of refused (1.2)."""
+FEATURES: tuple[str, ...] = (FEATURE_APPROVALS, FEATURE_STEERING)
+"""Optional features this server can use when the IDE declares them."""
 
 
 class SessionState(StrEnum):
@@ -58,6 +62,55 @@ ToolNameText = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITIO
 """An IDE tool name of the registry (`wire.tools`); the schema lists them as an enum."""
 ErrorCodeText = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ErrorCode"})]
 """A code of `wire.codes.SENT_CODES`; the schema lists them as an enum."""
+
+
+class ApprovalMode(StrEnum):
+    """Who decides whether a write tool runs: nobody may (`read-only`), the user per call
+    (`ask`), or the session itself (`auto-edit`)."""
+
+    READ_ONLY = "read-only"
+    ASK = "ask"
+    AUTO_EDIT = "auto-edit"
+
+
+class Decision(StrEnum):
+    """The user's answer to an `approval_request`."""
+
+    ALLOW_ONCE = "allow_once"
+    ALLOW_TOOL = "allow_tool"
+    ALLOW_PATH = "allow_path"
+    REJECT = "reject"
+
+
+class ApprovalSource(StrEnum):
+    """Why a write `tool_call` runs: the user allowed it, a rule the user set for the session
+    (`allow_tool`, `allow_path`) covers it, or the session's mode (`auto-edit`) lets it."""
+
+    USER = "user"
+    SESSION = "session"
+    MODE = "mode"
+
+
+ApprovalModeText = Annotated[
+    Literal["read-only", "ask", "auto-edit"],
+    WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ApprovalMode"}),
+]
+"""An `ApprovalMode` value; client frames are strict, so the wire type is its literal."""
+DecisionText = Annotated[
+    Literal["allow_once", "allow_tool", "allow_path", "reject"],
+    WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "Decision"}),
+]
+"""A `Decision` value, as a client frame carries it."""
+ApprovalSourceText = Annotated[
+    str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ApprovalSource"})
+]
+"""An `ApprovalSource` value, as a server frame carries it."""
+ApprovalModeName = Annotated[
+    str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "ApprovalMode"})
+]
+"""An `ApprovalMode` value, as a server frame carries it."""
+DecisionName = Annotated[str, WithJsonSchema({"type": "string", SCHEMA_DEFINITION: "Decision"})]
+"""A `Decision` value, as a server frame carries it."""
 
 
 def _exactly_protocol_1(value: Any) -> Any:
@@ -131,6 +184,11 @@ class Hello(_ClientFrame):
         description="Used when a session is opened; a resumed session keeps the ones it "
         "was opened with.",
     )
+    approval: ApprovalModeText | None = Field(
+        default=None,
+        description="The approval mode a new session starts in. Absent: `ask` when the IDE "
+        "declares the `approvals` feature, else `auto-edit`; `ask` needs that feature.",
+    )
 
 
 class UserMessage(_ClientFrame):
@@ -171,7 +229,44 @@ class Cancel(_ClientFrame):
     id: str | None = None
 
 
-ClientMessage = Annotated[Hello | UserMessage | ToolResult | Cancel, Field(discriminator="type")]
+class SetApproval(_ClientFrame):
+    """Changes the session's approval mode (answered by the numbered `approval_mode`)."""
+
+    type: Literal["set_approval"] = "set_approval"
+    mode: ApprovalModeText
+    id: str | None = None
+
+
+class Approval(_ClientFrame):
+    """The user's decision on one `approval_request` (feature `approvals`)."""
+
+    type: Literal["approval"] = "approval"
+    call_id: str
+    decision: DecisionText
+    message: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="With `reject`: why, for the model (it gets it in the tool's result).",
+    )
+    end_turn: bool = Field(
+        default=False, description="With `reject`: end the turn instead of letting it go on."
+    )
+    id: str | None = None
+
+
+class FilesReverted(_ClientFrame):
+    """The IDE put these files back as they were before a turn; the model is told so."""
+
+    type: Literal["files_reverted"] = "files_reverted"
+    turn_id: str = Field(max_length=200)
+    paths: list[Annotated[str, Field(max_length=4096)]] = Field(max_length=10_000)
+    id: str | None = None
+
+
+ClientMessage = Annotated[
+    Hello | UserMessage | ToolResult | Cancel | SetApproval | Approval | FilesReverted,
+    Field(discriminator="type"),
+]
 CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -191,6 +286,9 @@ class Session(_ServerFrame):
     tools: list[ToolNameText] = Field(description="The tools the model may call in this session.")
     features: list[str] = Field(
         default_factory=list, description="The optional features this session uses."
+    )
+    approval: ApprovalModeName = Field(
+        default=ApprovalMode.AUTO_EDIT.value, description="The session's approval mode now."
     )
 
 
@@ -223,6 +321,66 @@ class ToolCall(_ServerFrame):
     call_id: str
     tool: ToolNameText
     arguments: dict[str, Any]
+    approval: ApprovalSourceText | None = Field(
+        default=None,
+        description="Why a write tool runs (sessions with the `approvals` feature only); "
+        "absent for the other tools.",
+    )
+
+
+class ApprovalRequest(_ServerFrame):
+    """Numbered: a write call waits for the user; answer with `approval` (feature
+    `approvals`). `tool` and `arguments` are typed as in `tool_call`."""
+
+    type: Literal["approval_request"] = "approval_request"
+    session_id: str
+    seq: int
+    turn_id: str
+    call_id: str
+    tool: ToolNameText
+    arguments: dict[str, Any]
+
+
+class ApprovalDecision(_ServerFrame):
+    """Numbered: the user's decision on a call, as the session took it."""
+
+    type: Literal["approval_decision"] = "approval_decision"
+    session_id: str
+    seq: int
+    turn_id: str
+    call_id: str
+    decision: DecisionName
+    message: str | None = None
+
+
+class ApprovalModeChanged(_ServerFrame):
+    """Numbered: the session's approval mode changed (`set_approval`)."""
+
+    type: Literal["approval_mode"] = "approval_mode"
+    session_id: str
+    seq: int
+    mode: ApprovalModeName
+
+
+class UserMessageQueued(_ServerFrame):
+    """Numbered: a message sent during a turn, kept for the turn's next step (feature
+    `steering`)."""
+
+    type: Literal["user_message_queued"] = "user_message_queued"
+    session_id: str
+    seq: int
+    turn_id: str
+    text: str
+
+
+class FilesRevertedEvent(_ServerFrame):
+    """Numbered: the IDE reverted these files to before `turn_id`; the model was told."""
+
+    type: Literal["files_reverted"] = "files_reverted"
+    session_id: str
+    seq: int
+    turn_id: str
+    paths: list[str]
 
 
 class Usage(_ServerFrame):
@@ -293,12 +451,35 @@ class Error(_ServerFrame):
 
 
 ServerMessage = Annotated[
-    Session | StateChanged | AgentDelta | ToolCall | AgentMessage | ContextReport | Error,
+    Session
+    | StateChanged
+    | AgentDelta
+    | ToolCall
+    | AgentMessage
+    | ContextReport
+    | Error
+    | ApprovalRequest
+    | ApprovalDecision
+    | ApprovalModeChanged
+    | UserMessageQueued
+    | FilesRevertedEvent,
     Field(discriminator="type"),
 ]
 SERVER_MESSAGE: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
 
-NumberedEvent = StateChanged | AgentDelta | ToolCall | AgentMessage | ContextReport | Error
+NumberedEvent = (
+    StateChanged
+    | AgentDelta
+    | ToolCall
+    | AgentMessage
+    | ContextReport
+    | Error
+    | ApprovalRequest
+    | ApprovalDecision
+    | ApprovalModeChanged
+    | UserMessageQueued
+    | FilesRevertedEvent
+)
 
 
 def encode(frame: BaseModel) -> str:

@@ -11,7 +11,9 @@ Written for code generators as much as for validators:
   to its `tool`;
 - client fields that may be left out may also be `null` (it means absent); server fields
   that may be left out are never `null`, and the others are required;
-- no definition is named like a common language built-in (the model `Error` is `ErrorEvent`).
+- no definition is named like a common language built-in (the model `Error` is `ErrorEvent`);
+- `files_reverted` names a frame of each direction; a client frame never carries `seq`, so
+  the root's two branches stay apart.
 """
 
 from __future__ import annotations
@@ -29,25 +31,44 @@ from wire.ide import (
     SCHEMA_DEFINITION,
     AgentDelta,
     AgentMessage,
+    Approval,
+    ApprovalDecision,
+    ApprovalMode,
+    ApprovalModeChanged,
+    ApprovalRequest,
+    ApprovalSource,
     Cancel,
     Capabilities,
     ClientInfo,
     ContextReport,
     ContextUsage,
+    Decision,
     Error,
+    FilesReverted,
+    FilesRevertedEvent,
     Hello,
     Session,
+    SetApproval,
     StateChanged,
     ToolCall,
     ToolError,
     ToolResult,
     Usage,
     UserMessage,
+    UserMessageQueued,
 )
 from wire.tools import BY_IDE_NAME, CORE_TOOL_NAMES, TOOL_NAMES, TOOLS
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (Hello, UserMessage, ToolResult, Cancel)
+CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (
+    Hello,
+    UserMessage,
+    ToolResult,
+    Cancel,
+    SetApproval,
+    Approval,
+    FilesReverted,
+)
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     Session,
     StateChanged,
@@ -56,6 +77,11 @@ SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     AgentMessage,
     ContextReport,
     Error,
+    ApprovalRequest,
+    ApprovalDecision,
+    ApprovalModeChanged,
+    UserMessageQueued,
+    FilesRevertedEvent,
 )
 CLIENT_PARTS: tuple[type[BaseModel], ...] = (ClientInfo, Capabilities, ToolError)
 SERVER_PARTS: tuple[type[BaseModel], ...] = (Usage, ContextUsage)
@@ -170,8 +196,11 @@ def _tool_call_arguments() -> list[dict[str, Any]]:
     ]
 
 
-def _direction(title: str, messages: tuple[type[BaseModel], ...], about: str) -> dict[str, Any]:
+def _direction(
+    title: str, messages: tuple[type[BaseModel], ...], about: str, **extra: Any
+) -> dict[str, Any]:
     return {
+        **extra,
         "$anchor": title,
         "title": title,
         "description": about,
@@ -182,6 +211,16 @@ def _direction(title: str, messages: tuple[type[BaseModel], ...], about: str) ->
                 message_type(model): f"{_REF}{definition_name(model)}" for model in messages
             },
         },
+    }
+
+
+def _enum(values: Any, about: str) -> dict[str, Any]:
+    name = values.__name__
+    return {
+        "title": name,
+        "description": about,
+        "type": "string",
+        "enum": [v.value for v in values],
     }
 
 
@@ -200,6 +239,14 @@ def _enums() -> dict[str, Any]:
             "type": "string",
             "enum": list(TOOL_NAMES),
         },
+        "ApprovalMode": _enum(
+            ApprovalMode, "The session's approval mode: who decides whether a write tool runs."
+        ),
+        "Decision": _enum(Decision, "The user's decision on an `approval_request`."),
+        "ApprovalSource": _enum(
+            ApprovalSource,
+            "Why a write `tool_call` runs: the user allowed it, a rule of the session, the mode.",
+        ),
         "ErrorCode": {
             "title": "ErrorCode",
             "description": "Every code an `error` event carries; docs/protocol.md says what "
@@ -227,6 +274,7 @@ def json_schema() -> dict[str, Any]:
             definitions[definition_name(model)] = shaped
     definitions.update(generated)
     definitions["ToolCall"]["allOf"] = _tool_call_arguments()
+    definitions["ApprovalRequest"]["allOf"] = _tool_call_arguments()
     definitions["ToolResult"]["properties"]["output"]["description"] = (
         "With ok: the tool's output, as its <Tool>Output definition says: "
         + ", ".join(f"{spec.ide_name} → {spec.output.__name__}" for spec in TOOLS)
@@ -247,7 +295,10 @@ def json_schema() -> dict[str, Any]:
             ),
             "oneOf": [
                 _direction(
-                    "ClientMessage", CLIENT_MESSAGES, "A frame the IDE sends to the gateway."
+                    "ClientMessage",
+                    CLIENT_MESSAGES,
+                    "A frame the IDE sends to the gateway.",
+                    **{"not": {"required": ["seq"]}},
                 ),
                 _direction(
                     "ServerMessage", SERVER_MESSAGES, "A frame the gateway sends to the IDE."

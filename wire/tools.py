@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wire.errors import AgentServiceError
+from wire.text import validation_problems
 
 
 class _Arguments(BaseModel):
@@ -146,6 +147,8 @@ class ToolSpec(BaseModel):
     arguments: type[_Arguments]
     output: type[_Output]
     core: bool = True
+    writes: bool = False
+    """The tool changes the workspace: the session's approval mode decides whether it runs."""
 
     def openai_tool(self) -> dict[str, Any]:
         """The tool as an OpenAI `tools` entry."""
@@ -178,6 +181,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         description="Create or overwrite a file of the workspace. Returns {bytes_written}.",
         arguments=WriteFileArguments,
         output=WriteFileOutput,
+        writes=True,
     ),
     ToolSpec(
         ide_name="git.diff",
@@ -195,6 +199,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         ),
         arguments=ApplyPatchArguments,
         output=ApplyPatchOutput,
+        writes=True,
     ),
     ToolSpec(
         ide_name="list_files",
@@ -224,6 +229,7 @@ TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS)
 CORE_TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS if spec.core)
 BY_IDE_NAME: dict[str, ToolSpec] = {spec.ide_name: spec for spec in TOOLS}
 BY_LLM_NAME: dict[str, ToolSpec] = {spec.llm_name: spec for spec in TOOLS}
+WRITE_TOOL_NAMES: tuple[str, ...] = tuple(spec.ide_name for spec in TOOLS if spec.writes)
 
 
 def offered_tools(declared: Sequence[str] | None) -> tuple[str, ...]:
@@ -281,11 +287,40 @@ def parse_llm_call(
     try:
         checked = spec.arguments.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "(root)")
         raise ToolArgumentsError(
             f"Arguments of {llm_name} do not fit its schema ({problems}). Schema: {schema}"
         ) from None
     return spec, checked.model_dump(exclude_defaults=True)
+
+
+_PATCH_HEADERS = ("*** Add File: ", "*** Update File: ", "*** Delete File: ", "*** Move to: ")
+
+
+def _diff_header_path(line: str) -> str | None:
+    """The path of a unified diff's `---`/`+++` line without its `a/`/`b/` prefix, if any."""
+    name = line[4:].split("\t", 1)[0].strip()
+    if name == "/dev/null" or not name:
+        return None
+    return name[2:] if name[:2] in ("a/", "b/") else name
+
+
+def written_paths(arguments: dict[str, Any]) -> tuple[str, ...]:
+    """The workspace paths a write call names: its `path`, or every file a patch's headers
+    name (unified `---`/`+++` lines, `*** Add/Update/Delete File:`), each once, in order.
+
+    The approval rules remembered per path (`allow_path`) are matched against these."""
+    path = arguments.get("path")
+    if isinstance(path, str):
+        return (path,)
+    diff = arguments.get("diff")
+    found: list[str] = []
+    for line in diff.splitlines() if isinstance(diff, str) else ():
+        if line.startswith(("--- ", "+++ ")):
+            name = _diff_header_path(line)
+        else:
+            header = next((h for h in _PATCH_HEADERS if line.startswith(h)), None)
+            name = line[len(header) :].strip() if header else None
+        if name:
+            found.append(name)
+    return tuple(dict.fromkeys(found))

@@ -5,7 +5,7 @@ No file system here: `plan_patch(diff, read)` takes the current text of each fil
 whose `details` list each refused hunk). The caller writes the result all or nothing.
 """
 
-from ide_client.patch.matcher import apply_hunks, split_lines
+from ide_client.patch.matcher import apply_hunks
 from ide_client.patch.model import Conflict, FilePatch, Hunk, HunkLine, PatchConflict, PatchError
 from ide_client.patch.plan import (
     PlannedFile,
@@ -28,5 +28,4 @@ __all__ = [
     "parse_patch",
     "plan_file_patches",
     "plan_patch",
-    "split_lines",
 ]

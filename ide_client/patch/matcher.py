@@ -35,6 +35,7 @@ from ide_client.patch.model import (
     Hunk,
     PatchConflict,
 )
+from wire import split_lines
 
 _PUNCTUATION = str.maketrans(
     {
@@ -62,15 +63,6 @@ _STEPS: tuple[Callable[[str], str], ...] = (lambda text: text, str.rstrip, str.s
 _INDENTATION_STEP = 2
 _TAB_WIDTHS = (4, 8, 2)
 _BLOCK_OPENERS = (":", "{", "(", "[")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines of `text` with their '\\n' kept; only '\\n' ends a line, so '\\r' stays in the text."""
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
 
 
 def apply_hunks(text: str, hunks: Sequence[Hunk], path: str) -> str:

@@ -22,6 +22,8 @@ class Observable:
     turn_id: str | None
     current_request_id: str | None
     pending_call_ids: tuple[str, ...]
+    calls_awaiting_approval: tuple[str, ...]
+    approval_mode: str
     messages: tuple[str, ...]
 
 
@@ -35,6 +37,8 @@ def observe(core: SessionCore) -> Observable:
         turn_id=core.turn_id,
         current_request_id=core.current_request_id,
         pending_call_ids=core.pending_call_ids,
+        calls_awaiting_approval=core.calls_awaiting_approval,
+        approval_mode=core.approval_mode,
         messages=tuple(json.dumps(message, sort_keys=True) for message in core.messages),
     )
 

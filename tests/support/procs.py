@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from service_health import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,21 +23,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_healthy(
-    url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Poll `url` until it answers 200; fail early if `proc` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was healthy")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy after {timeout} s")
 
 
 @dataclass
@@ -63,7 +49,7 @@ class ServiceProcess:
         )
         if self.health_url:
             try:
-                wait_healthy(self.health_url, self.health_timeout, proc=self.proc)
+                wait_healthy(self.health_url, self.health_timeout, self.proc)
             except Exception:
                 self.stop()
                 raise RuntimeError(f"{self.args[0]} did not start:\n{self.output()}") from None

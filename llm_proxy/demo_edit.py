@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from wire import split_lines
+
 PYTHON_SUFFIXES = frozenset({".py", ".pyw"})
 SCRIPT_SUFFIXES = frozenset({".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts"})
 
@@ -81,15 +83,6 @@ def git_diff(path: str, old: str, new: str) -> str:
     for line in hunks:
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(lines)
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as git sees them: cut after each `\\n` only, ends kept."""
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
 
 
 def _newline(text: str) -> str:
