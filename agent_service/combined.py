@@ -17,7 +17,7 @@ from agent_service.orchestrator_command import build_registry
 from agent_service.stack import ServiceStack, StackConfig
 from gateway import GatewaySettings, build_app, serve
 from orchestrator.llm_client import LlmSettings
-from orchestrator.recording import BackgroundFlushRecorder, Recorder
+from orchestrator.recording import Recorder, flushed_in_background
 from service_logging import configure_logging
 
 
@@ -29,7 +29,7 @@ def run_combined(
     `args` are `up`'s: the orchestrator's and the gateway's limits it takes and passes on."""
     configure_logging("gateway+orchestrator")
     proxy_stack.start(services=("llm-proxy",))
-    recording = BackgroundFlushRecorder(recorder)
+    recording = flushed_in_background(recorder)
     llm = LlmSettings(
         base_url=f"http://{config.host}:{config.proxy_port}/v1",
         api_key=config.proxy_key or None,

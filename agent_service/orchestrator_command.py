@@ -20,7 +20,7 @@ from agent_service.options import (
 from agent_service.transcript_flags import add_recording_flags, open_recorder
 from orchestrator.core import CoreConfig
 from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_window
-from orchestrator.recording import BackgroundFlushRecorder, Recorder
+from orchestrator.recording import Recorder, flushed_in_background
 from orchestrator.server import OrchestratorServer, ServerSettings
 from orchestrator.sessions import SessionLimits, SessionRegistry
 from service_logging import configure_logging
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; exit 2 when the transcript file cannot be used."""
     configure_logging("orchestrator")
     try:
-        recorder = BackgroundFlushRecorder(open_recorder(args))
+        recorder = flushed_in_background(open_recorder(args))
     except TranscriptError as exc:
         print(f"agent-service orchestrator: {exc.message}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ import uvloop
 from agent_service import OperatorError
 from benchmarks import patch_bench
 from benchmarks.errors import BenchError
-from benchmarks.figures import check_targets
+from benchmarks.figures import check_targets, undelivered
 from benchmarks.html_report import render_html
 from benchmarks.machine import describe
 from benchmarks.report import render
@@ -103,7 +103,8 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 def run(args: argparse.Namespace) -> int:
     """Run a suite; for the pipeline (or `--from`), print the tables, write the JSON and the
-    HTML page."""
+    HTML page. Exit 1 when a route's client received fewer (or more) tokens than were sent,
+    in any scenario: the run is written out for inspection, but it failed."""
     if args.suite == "patches":
         args.json = args.json or Path("bench-patches.json")
         return patch_bench.run(args)
@@ -122,6 +123,16 @@ def run(args: argparse.Namespace) -> int:
     print(render(results))
     written = [html] if args.from_json is not None else [args.json, html]
     print(f"\nwritten to {' and '.join(map(str, written))}")
+    lost = undelivered(results["figures"])
+    if lost:
+        print(
+            "agent-service bench: FAILED: tokens the upstream sent never reached the client "
+            f"({len(lost)} scenario(s)); those routes' figures measured broken streams:",
+            *(f"  {line}" for line in lost),
+            sep="\n",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -61,7 +61,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"concurrency sweep: sessions at {sizes['sweep_rate']:g} tokens/s, "
         f"{sizes['sweep_tokens']} tokens each; token delays (ms) while all stream at once; "
-        "late: upstream emission behind its pace (ms); KiB per session summed over services",
+        "late: upstream emission behind its pace (ms); KiB per session summed over services; "
+        "tokens received/sent count the stamps, frames what they came in (fewer frames than "
+        "tokens: text merged on the way, nothing lost)",
         _sweep_table(figures["sweep"]),
         "",
         _targets_table(results["targets"]),
@@ -130,7 +132,14 @@ def _frames_table(frames: dict[str, Any]) -> str:
                     number(counts["frames_per_token"]),
                 ]
             )
-    header = ["frames vs tokens", "route", "sent", "received", "frames", "frames/token"]
+    header = [
+        "tokens vs frames",
+        "route",
+        "tokens sent",
+        "tokens received",
+        "frames",
+        "frames/token",
+    ]
     return table(header, rows)
 
 
@@ -141,7 +150,7 @@ def _sweep_table(sweep: dict[str, Any]) -> str:
         for route, level in routes.items():
             first = sessions if route == next(iter(routes)) else ""
             if "failed" in level:
-                rows.append([first, route, "failed", *[""] * 9])
+                rows.append([first, route, "failed", *[""] * 10])
                 failures.append(f"{route} failed at {sessions} sessions: {level['failed']}")
                 continue
             delays = level["token_ms"]
@@ -158,7 +167,8 @@ def _sweep_table(sweep: dict[str, Any]) -> str:
                     number(level["cpu_us_per_token"]["services"]),
                     number(level["idle_kib_per_session"].get("total")),
                     number(level["streaming_kib_per_session"].get("total")),
-                    f"{level['frames']}/{level['tokens_received']}/{level['tokens_sent']}",
+                    f"{level['tokens_received']}/{level['tokens_sent']}",
+                    str(level["frames"]),
                 ]
             )
     header = [
@@ -173,7 +183,8 @@ def _sweep_table(sweep: dict[str, Any]) -> str:
         "services CPU us/tok",
         "idle KiB/sess",
         "streaming KiB/sess",
-        "frames/received/sent",
+        "tokens received/sent",
+        "frames",
     ]
     return "\n".join([table(header, rows), *failures])
 

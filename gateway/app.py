@@ -235,12 +235,53 @@ async def _ide_to_orchestrator(
 async def _orchestrator_to_ide(
     ws: Websocket, channel: SessionChannel, send_timeout_s: float
 ) -> None:
-    async for text in channel.frames():
-        try:
-            async with asyncio.timeout(send_timeout_s):
-                await ws.send(text)
-        except TimeoutError:
+    """Relay every server frame; a send to the IDE still unfinished after `send_timeout_s`
+    (up to a quarter more) raises ClientTooSlow."""
+    loop = asyncio.get_running_loop()
+    watchdog = _SendWatchdog(send_timeout_s)
+    try:
+        async for text in channel.frames():
+            watchdog.sending_since = loop.time()
+            await ws.send(text)
+            watchdog.sending_since = None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if watchdog.fired and task is not None:
+            task.uncancel()
             raise ClientTooSlow from None
+        raise
+    finally:
+        watchdog.stop()
+
+
+class _SendWatchdog:
+    """Cancels the relay task whose current send has lasted the timeout.
+
+    One timer per connection, looking every quarter of the timeout: the relay only stores
+    when each send starts and clears it when it ends, where a timeout armed and cancelled
+    around every send would push and cancel a timer for every token.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.sending_since: float | None = None
+        self.fired = False
+        self._timeout_s = timeout_s
+        self._task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(timeout_s / 4, self._check)
+
+    def stop(self) -> None:
+        """The relay ended: look no more."""
+        self._handle.cancel()
+
+    def _check(self) -> None:
+        since = self.sending_since
+        if since is not None and self._loop.time() - since >= self._timeout_s:
+            self.fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._handle = self._loop.call_later(self._timeout_s / 4, self._check)
 
 
 def _frame_error(code: str, message: str, fatal: bool = False) -> str:

@@ -27,7 +27,7 @@ from sanic.response import json as json_response
 
 from llm_proxy.backend import Backend
 from llm_proxy.chat_request import parse_chat_request
-from llm_proxy.chunks import SSE_CONTENT_TYPE, sse_frame
+from llm_proxy.chunks import DONE_FRAME, SSE_CONTENT_TYPE, sse_frame
 from llm_proxy.cross_site import (
     CrossSitePolicy,
     HostNotAllowed,
@@ -240,9 +240,9 @@ class _Endpoints:
             async with contextlib.aclosing(frames):
                 response = await request.respond(content_type=SSE_CONTENT_TYPE, headers=SSE_HEADERS)
                 try:
-                    await response.send(first)
+                    await response.send(first)  # the headers go with it: chunked, always
                     async for frame in frames:
-                        await response.send(frame)
+                        await response.send(frame, _ends_answer(frame))
                     outcome = "done"
                 except ApiError as exc:
                     outcome = exc.code
@@ -254,6 +254,12 @@ class _Endpoints:
                 await response.eof()
         finally:
             _log_answer(body["model"], backend, True, outcome, started)
+
+
+def _ends_answer(frames: bytes) -> bool | None:
+    """True when these frames end with `[DONE]`: the end of the body goes in the same write,
+    so the caller reads the whole answer, ready to reuse its connection, with one read."""
+    return True if frames.endswith(DONE_FRAME) else None
 
 
 def _as_api_error(request: Request, exception: Exception) -> ApiError:

@@ -84,8 +84,25 @@ def message_tokens(message: dict[str, Any]) -> int:
 
 
 def tools_tokens(tools: Sequence[dict[str, Any]]) -> int:
-    """Estimated tokens of the tool schemas sent with a request."""
-    return text_tokens(json.dumps(list(tools), separators=(",", ":"))) if tools else 0
+    """Estimated tokens of the tool schemas sent with a request.
+
+    Requests share a few tool lists (`wire.openai_tools` builds each set once), so each
+    list is measured once and remembered by identity, not encoded again for every request.
+    """
+    if not tools:
+        return 0
+    known = _MEASURED_TOOLS.get(id(tools))
+    if known is not None and known[0] is tools:
+        return known[1]
+    tokens = text_tokens(json.dumps(list(tools), separators=(",", ":")))
+    if isinstance(tools, tuple) and len(_MEASURED_TOOLS) < _MEASURED_TOOLS_KEPT:
+        _MEASURED_TOOLS[id(tools)] = (tools, tokens)
+    return tokens
+
+
+# Tool lists measured so far, by id (each kept alive here, so no id is reused): (list, tokens)
+_MEASURED_TOOLS: dict[int, tuple[Sequence[dict[str, Any]], int]] = {}
+_MEASURED_TOOLS_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)

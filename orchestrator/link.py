@@ -1,7 +1,10 @@
 """One gateway connection on the orchestrator's internal WebSocket, as a session `Attachment`.
 
 Frames are queued without blocking the caller (the per-token path) and written
-in order by one writer task; a requested close is sent after what is queued.
+in order by one writer task, all the frames queued since its last write in one
+socket write (a turn's first frames, or the frames of many sessions' reads under
+load, cost one send and one wake-up of the gateway, not one each); a requested
+close is sent after what is queued.
 A connection whose queue passes `MAX_BACKLOG` characters is a client that
 stays behind: it is closed with 4008 (its session lives on and can be resumed).
 """
@@ -16,6 +19,7 @@ from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +86,7 @@ class LinkConnection:
                 await self._wake.wait()
                 self._wake.clear()
                 while queue:
-                    text = queue.popleft()
-                    self._queued_chars -= len(text)
-                    await websocket.send(text)
+                    await self._write_queued(websocket)
                 if self._drained:
                     callbacks, self._drained = self._drained, []
                     for callback in callbacks:
@@ -95,3 +97,19 @@ class LinkConnection:
         except ConnectionClosed:
             queue.clear()
             self._queued_chars = 0
+
+    async def _write_queued(self, websocket: ServerConnection) -> None:
+        """Every queued frame, framed by the connection's sans-I/O protocol, in one write;
+        then wait while the socket's buffer is full. A connection no longer open raises
+        ConnectionClosed, as `send` does."""
+        queue = self._queue
+        protocol = websocket.protocol
+        if protocol.state is not State.OPEN:
+            await websocket.send(queue.popleft())
+            return
+        while queue:
+            text = queue.popleft()
+            self._queued_chars -= len(text)
+            protocol.send_text(text.encode())
+        websocket.transport.write(b"".join(protocol.data_to_send()))
+        await websocket.drain()

@@ -85,6 +85,15 @@ class NullRecorder:
         """Nothing to release."""
 
 
+def flushed_in_background(recorder: Recorder) -> Recorder:
+    """`recorder` with its flushes in a worker thread; a `NullRecorder` as it is, since waking
+    a thread (and handing it the GIL) at every step boundary to write nothing would sit in
+    front of every model request."""
+    if isinstance(recorder, NullRecorder):
+        return recorder
+    return BackgroundFlushRecorder(recorder)
+
+
 class BackgroundFlushRecorder:
     """Runs another recorder's `flush` in one worker thread, so a step's write never stalls
     the event loop; flushes stay in order, and `close` waits for the last one."""

@@ -118,7 +118,7 @@ class SessionRuntime:
             self._turn_log.tool_answered(event.call_id, "ok" if event.ok else "failed")
         commands = self.core.handle(event)
         self._recorder.record_outputs(self.session_id, commands)
-        for command in commands:
+        for command in _requests_first(commands):
             self._execute(command, origin)
         if self._turn_timer is not None and self._turn_timer[0] != self.core.turn_id:
             self._turn_timer[1].cancel()  # the turn ended first: its deadline is moot
@@ -328,3 +328,20 @@ class SessionRuntime:
                 )
             )
         )
+
+
+def _requests_first(commands: list[Command]) -> list[Command]:
+    """The commands in execution order: a model request moves ahead of the events emitted
+    just before it, so its task is scheduled before the writer that sends them, and the
+    request goes out first; the client still gets every event in order. Nothing else moves
+    (an abort must still come before the request it makes way for)."""
+    if not any(type(command) is StartLlmRequest for command in commands):
+        return commands
+    ordered: list[Command] = []
+    for command in commands:
+        at = len(ordered)
+        if type(command) is StartLlmRequest:
+            while at and type(ordered[at - 1]) is EmitEvent:
+                at -= 1
+        ordered.insert(at, command)
+    return ordered

@@ -51,6 +51,22 @@ async def report(browser: Chromium, results: dict[str, Any], tmp_path: Path) -> 
     return page
 
 
+def test_bench_fails_loudly_when_a_route_received_fewer_tokens_than_were_sent(
+    tmp_path: Path,
+) -> None:
+    results = json.loads(RECORDED.read_text())
+    results["figures"]["sweep"]["3"]["in-process"]["tokens_received"] -= 2
+    results["figures"]["frames"]["paced"]["proxy"]["tokens_received"] -= 1
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results))
+    done = bench("--from", str(source))
+    assert done.returncode == 1
+    assert "FAILED: tokens the upstream sent never reached the client" in done.stderr
+    assert "in-process, 3 sessions: received 58 of 60 tokens sent" in done.stderr
+    assert "proxy, paced: received 7 of 8 tokens sent" in done.stderr
+    assert "concurrency sweep" in done.stdout, "the figures are still printed"
+
+
 CHARTS = """[...document.querySelectorAll('svg.chart')].map(svg => ({
   kind: svg.classList[1], title: svg.querySelector('.title').textContent,
   routes: [...svg.querySelectorAll('g.route')].map(g => g.dataset.route),

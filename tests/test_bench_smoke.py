@@ -160,4 +160,19 @@ def test_bench_delivers_every_token_sent_in_frames_it_counts(
             assert counts["tokens_received"] == counts["tokens_sent"] > 0
             assert 1 <= counts["frames"] <= counts["tokens_received"]
     assert figures["frames"]["full_speed"]["pipeline"]["tokens_sent"] == 60
+    assert figures["frames"]["tool_call"]["proxy"]["tokens_sent"] == 2 * 5
     assert figures["sweep"]["3"]["pipeline"]["tokens_sent"] == 3 * 20
+
+
+def test_bench_tells_tokens_from_the_frames_merged_text_came_in(
+    tiny_run: tuple[dict[str, Any], str],
+) -> None:
+    # At full speed the orchestrator reads many SSE events at once and sends their text as one
+    # agent_delta: fewer frames than tokens, and every token there. The tables keep the two
+    # counts in columns of their own, so a frame count is never read as tokens received.
+    results, stdout = tiny_run
+    full_speed = results["figures"]["frames"]["full_speed"]["pipeline"]
+    assert full_speed["frames"] < full_speed["tokens_received"] == full_speed["tokens_sent"]
+    sweep = stdout.split("concurrency sweep", 1)[1]
+    assert "tokens received/sent" in sweep and "frames/received" not in sweep
+    assert "60/60" in sweep

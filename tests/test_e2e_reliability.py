@@ -42,10 +42,23 @@ def stack(
         model="fake-model",
         # 80 MB answers below are about backpressure, not the turn's output budget
         extra_args={
-            "orchestrator": ["--grace-period", str(GRACE_PERIOD_S), "--max-turn-output", "0"]
+            "orchestrator": ["--grace-period", str(GRACE_PERIOD_S), "--max-turn-output", "0"],
+            # a client below holds still while 80 MB are streamed, however long that takes
+            "gateway": ["--client-send-timeout", "300"],
         },
     ) as config:
         yield config
+
+
+async def upstream_answered(upstream: FakeUpstream, timeout: float) -> bool:
+    """Whether the upstream wrote all of its answer to the first request within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not upstream.requests and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if not upstream.requests:
+        return False
+    finished = upstream.requests[0].finished
+    return await asyncio.to_thread(finished.wait, max(0.0, deadline - time.monotonic()))
 
 
 def unique_by_seq(frames: list[Frame]) -> list[Frame]:
@@ -198,8 +211,11 @@ async def test_client_that_stops_reading_gets_merged_deltas_and_loses_nothing(
     )
     await client.hello()
     await client.send({"type": "user_message", "content": "flood"})
-    await asyncio.sleep(4.0)
-    await client.receive_until(state_is("done"), timeout=60)
+    # Read nothing until the upstream has written the whole answer, however slowly a busy
+    # machine streams it: a fixed pause could end before the buffers on the way were full,
+    # and then nothing had to be held back and merged.
+    assert await upstream_answered(upstream, timeout=240)
+    await client.receive_until(state_is("done"), timeout=120)
     await client.close()
     deltas = [frame for frame in client.received if frame["type"] == "agent_delta"]
     message = next(frame for frame in client.received if frame["type"] == "agent_message")

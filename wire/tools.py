@@ -243,8 +243,11 @@ def offered_tools(declared: Sequence[str] | None) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=64)
+@lru_cache(maxsize=64)
 def openai_tools(offered: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    """The `tools` list of a model request offering these IDE tools (computed once per set)."""
+    """The `tools` list of a model request offering these IDE tools, computed once per set
+    (building the JSON schemas costs more than the rest of a request): the same tuple every
+    time, which callers must not change."""
     return tuple(BY_IDE_NAME[name].openai_tool() for name in offered)
 
 

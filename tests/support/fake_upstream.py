@@ -245,6 +245,7 @@ class FakeUpstream:
         self.models = [FAKE_MODEL]
         self.listings: list[RecordedRequest] = []
         self.api_key: str | None = None
+        self.connections_accepted = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -300,6 +301,7 @@ class FakeUpstream:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self.connections_accepted += 1
         try:
             while await self._answer_one(reader, writer):
                 pass
