@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+
+from orchestrator.websocket_batch import send_batch
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +100,9 @@ class LinkConnection:
             self._queued_chars = 0
 
     async def _write_queued(self, websocket: ServerConnection) -> None:
-        """Every queued frame, framed by the connection's sans-I/O protocol, in one write;
-        then wait while the socket's buffer is full. A connection no longer open raises
-        ConnectionClosed, as `send` does."""
+        """Every queued frame in one write; then wait while the socket's buffer is full."""
         queue = self._queue
-        protocol = websocket.protocol
-        if protocol.state is not State.OPEN:
-            await websocket.send(queue.popleft())
-            return
-        while queue:
-            text = queue.popleft()
-            self._queued_chars -= len(text)
-            protocol.send_text(text.encode())
-        websocket.transport.write(b"".join(protocol.data_to_send()))
-        await websocket.drain()
+        texts = list(queue)
+        queue.clear()
+        self._queued_chars -= sum(map(len, texts))
+        await send_batch(websocket, texts)
