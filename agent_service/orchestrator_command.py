@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 
 from agent_service.options import (
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    add_broker,
     add_context_flags,
     add_host,
     add_internal_token,
@@ -18,6 +20,7 @@ from agent_service.options import (
     add_port,
 )
 from agent_service.transcript_flags import add_recording_flags, open_recorder
+from orchestrator.broker_node import BrokerNode, BrokerSettings, BrokerUnavailable
 from orchestrator.core import CoreConfig
 from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_window
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
@@ -37,7 +40,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_internal_token(parser)
     add_recording_flags(parser)
+    add_broker_flags(parser)
     add_limits(parser)
+
+
+def add_broker_flags(parser: argparse.ArgumentParser) -> None:
+    """The broker and this node's lease; `agent-service cluster` passes them on."""
+    add_broker(parser)
+    add_number(
+        parser,
+        "lease-ttl",
+        3.0,
+        "with --broker: seconds a silent orchestrator keeps its sessions before another takes "
+        "them over",
+    )
+    add_number(
+        parser,
+        "log-max-age",
+        86_400.0,
+        "with --broker: seconds the session log keeps a record (sessions older cannot be "
+        "rebuilt elsewhere)",
+    )
 
 
 def add_limits(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +94,20 @@ def add_limits(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; exit 2 when the transcript file cannot be used."""
     configure_logging("orchestrator")
+    if args.broker:
+        if args.transcripts:
+            print(
+                "agent-service orchestrator: --transcripts is the single-machine store; with "
+                "--broker the sessions are kept in the broker's log",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            asyncio.run(_serve_on_broker(args))
+        except BrokerUnavailable as exc:
+            print(f"agent-service orchestrator: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         recorder = BackgroundFlushRecorder(open_recorder(args))
     except TranscriptError as exc:
@@ -80,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegistry:
+def build_registry(
+    args: argparse.Namespace, recorder: Recorder, on_freed: Callable[[str], None] | None = None
+) -> SessionRegistry:
     """The session registry the flags describe."""
     settings = LlmSettings(
         base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
@@ -106,7 +145,7 @@ def build_registry(args: argparse.Namespace, recorder: Recorder) -> SessionRegis
         max_sessions_per_principal=args.max_sessions_per_token,
         history_chars=args.max_resume_chars,
     )
-    return SessionRegistry(config, llm, recorder, limits)
+    return SessionRegistry(config, llm, recorder, limits, on_freed)
 
 
 async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
@@ -121,7 +160,15 @@ async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
                 recorded.inputs,
                 recorded.reserved_seq,
             )
-    server = OrchestratorServer(
+    try:
+        await _server(args, registry).serve_until_signalled()
+    finally:
+        recorder.close()
+
+
+def _server(args: argparse.Namespace, registry: SessionRegistry) -> OrchestratorServer:
+    """The internal WebSocket server (the direct link, and /healthz)."""
+    return OrchestratorServer(
         registry,
         ServerSettings(
             host=args.host,
@@ -130,7 +177,14 @@ async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
             drain_timeout_s=args.drain_timeout,
         ),
     )
+
+
+async def _serve_on_broker(args: argparse.Namespace) -> None:
+    """One node of a cluster: sessions come over NATS and live in the broker's log."""
+    node = await BrokerNode.connect(BrokerSettings(args.broker, args.lease_ttl, args.log_max_age))
+    registry = build_registry(args, node.session_log, node.session_log.forget)
+    await node.serve(registry)
     try:
-        await server.serve_until_signalled()
+        await _server(args, registry).serve_until_signalled()
     finally:
-        recorder.close()
+        await node.stop(args.drain_timeout)
