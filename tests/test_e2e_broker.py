@@ -3,16 +3,19 @@ any gateway, move to another orchestrator when their owner dies, and keep every 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.support.cluster import LEASE_TTL_S, Cluster, running_cluster
-from tests.support.fake_upstream import FakeUpstream, text_stream
+from tests.support.fake_upstream import FakeUpstream, Step, paced, text_stream, tool_call_stream
 from tests.support.nats_server import NatsServer, running_nats
-from tests.support.wsclient import ProtocolClient
+from tests.support.procs import ServiceProcess
+from tests.support.wsclient import ProtocolClient, state_is
 
 Frame = dict[str, Any]
 # A dead owner's sessions move within its lease TTL (the KV entry then expires, within a
@@ -64,3 +67,110 @@ async def test_sessions_spread_over_orchestrators_and_resume_through_the_other_g
         frames = await client.run_turn("again")
         assert numbered(frames)[0] == last_seq + 1
         await client.connection.close()
+
+
+def owner_of(cluster: Cluster) -> ServiceProcess:
+    """The one orchestrator that holds a session (the tests below open one)."""
+    holding = [
+        o
+        for o in cluster.orchestrators
+        if o.proc and o.proc.poll() is None and cluster.sessions_of(o) > 0
+    ]
+    assert len(holding) == 1, [cluster.sessions_of(o) for o in cluster.orchestrators]
+    return holding[0]
+
+
+async def read_until_closed(client: ProtocolClient, timeout: float) -> int:
+    """Receive until the gateway closes the socket; its close code."""
+    try:
+        while True:
+            await client.receive(timeout)
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code
+
+
+def assert_every_seq_once(frames: list[Frame]) -> list[int]:
+    """Seqs 1..n, each exactly once (a frame offered again keeps its seq and is the same)."""
+    seen: dict[int, Frame] = {}
+    for frame in frames:
+        if "seq" in frame:
+            assert seen.setdefault(frame["seq"], frame) == frame, (frame, seen[frame["seq"]])
+    seqs = sorted(seen)
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    return seqs
+
+
+async def resume_elsewhere(
+    cluster: Cluster, gateway: int, session_id: str, last_seq: int
+) -> tuple[ProtocolClient, float]:
+    """Resume through `gateway`; the client and how long the resume took."""
+    started = time.monotonic()
+    client = await connect(cluster, gateway)
+    reply = await client.hello(session_id, last_seq)
+    assert reply["resumed"] is True
+    return client, time.monotonic() - started
+
+
+async def test_session_moves_when_its_owner_is_killed_while_streaming(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    words = " ".join(f"w{n}" for n in range(400))
+
+    def script(request: dict[str, Any]) -> list[Step]:
+        if request["messages"][-1]["content"] == "long":
+            return paced(text_stream(words), 0.02)
+        return text_stream("short answer")
+
+    upstream.reset(script)
+    first = await connect(cluster, 0)
+    session = await first.hello()
+    await first.send({"type": "user_message", "content": "long"})
+    for _ in range(10):
+        await first.receive_until(lambda frame: frame["type"] == "agent_delta")
+    owner = owner_of(cluster)
+    owner.kill()
+    killed_at = time.monotonic()
+    assert await read_until_closed(first, MOVE_BOUND_S) == 1011
+    last_seq = max(numbered(first.received))
+
+    second, _ = await resume_elsewhere(cluster, 1, session["session_id"], last_seq)
+    moved_after = time.monotonic() - killed_at
+    ended = await second.receive_until(state_is("error"))
+    interrupted = [f for f in second.received if f.get("code") == "interrupted"]
+    assert interrupted and interrupted[0]["seq"] == last_seq + 1 and ended["seq"] == last_seq + 2
+    frames = await second.run_turn("again")
+    assert "short answer" in "".join(f.get("text", "") for f in frames)
+    assert_every_seq_once(first.received + second.received)
+    assert moved_after < MOVE_BOUND_S, moved_after
+    await second.close()
+
+
+async def test_session_moves_when_its_owner_is_killed_awaiting_a_tool(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    def script(request: dict[str, Any]) -> list[Step]:
+        if request["messages"][-1]["role"] == "tool":
+            return text_stream("Read it.")
+        return tool_call_stream([("read_file", '{"path": "a.txt"}')])
+
+    upstream.reset(script)
+    first = await connect(cluster, 1)
+    session = await first.hello()
+    await first.send({"type": "user_message", "content": "read a.txt"})
+    call = await first.receive_until(lambda frame: frame["type"] == "tool_call")
+    await first.receive_until(state_is("awaiting_tool"))
+    owner_of(cluster).kill()
+    killed_at = time.monotonic()
+    assert await read_until_closed(first, MOVE_BOUND_S) == 1011
+    last_seq = max(numbered(first.received))
+
+    second, _ = await resume_elsewhere(cluster, 0, session["session_id"], last_seq)
+    assert time.monotonic() - killed_at < MOVE_BOUND_S
+    assert await second.receive() == call
+    await second.send(
+        {"type": "tool_result", "call_id": call["call_id"], "ok": True, "output": {"content": "x"}}
+    )
+    await second.receive_until(state_is("done"))
+    assert_every_seq_once(first.received + second.received)
+    await second.close()
