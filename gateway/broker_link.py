@@ -34,6 +34,7 @@ from wire.broker import (
     CHUNK,
     CLOSE,
     HEARTBEATS,
+    NODE,
     OpenReply,
     OpenRequest,
     Reassembly,
@@ -186,6 +187,7 @@ class BrokerChannel:
         self._conn = conn
         self._inbox = gateway_subject(link.gateway, conn)
         self._node: str | None = None
+        self._asking: str | None = None
         self._frames: asyncio.Queue[str | None] = asyncio.Queue()
         self._reassembly = Reassembly()
         self._subscription: Subscription | None = None
@@ -259,6 +261,7 @@ class BrokerChannel:
                 await directory.wait_for_change(RETRY_S)
                 node = directory.pick(avoid)
                 continue
+            self._asking = node
             try:
                 answer = await self._nc.request(
                     open_subject(node), request, timeout=REQUEST_TIMEOUT_S
@@ -285,6 +288,8 @@ class BrokerChannel:
 
     async def _receive(self, message: Msg) -> None:
         headers = message.headers or {}
+        if headers.get(NODE) != (self._node or self._asking):
+            return  # from a node this connection has moved away from
         if CLOSE in headers:
             self._close = self._close or decode_close(headers[CLOSE])
             if self._node is not None:

@@ -35,6 +35,7 @@ from orchestrator.sessions import SessionRegistry
 from wire.broker import (
     CLOSE,
     HEADER_ROOM,
+    NODE,
     OpenReply,
     OpenRequest,
     chunk_header,
@@ -52,8 +53,9 @@ CLOSE_MOVED = 1011
 class BrokerConnection:
     """One IDE connection relayed over NATS, as a session `Attachment`."""
 
-    def __init__(self, nc: Client, subject: str, session_log: SessionLog) -> None:
+    def __init__(self, nc: Client, node: str, subject: str, session_log: SessionLog) -> None:
         self.session_id: str | None = None
+        self._node = node
         self._nc = nc
         self._subject = subject
         self._log = session_log
@@ -123,7 +125,9 @@ class BrokerConnection:
             if self._close is not None:
                 with contextlib.suppress(NatsError):
                     await self._nc.publish(
-                        self._subject, b"", headers={CLOSE: encode_close(*self._close)}
+                        self._subject,
+                        b"",
+                        headers={NODE: self._node, CLOSE: encode_close(*self._close)},
                     )
                 return
 
@@ -132,7 +136,9 @@ class BrokerConnection:
         with contextlib.suppress(NatsError):
             for index, piece in enumerate(pieces):
                 await self._nc.publish(
-                    self._subject, piece, headers=chunk_header(index, len(pieces)) or None
+                    self._subject,
+                    piece,
+                    headers={NODE: self._node, **chunk_header(index, len(pieces))},
                 )
 
 
@@ -201,7 +207,10 @@ class BrokerLinkServer:
         except (ValueError, TypeError):
             log.warning("malformed open request")
             return
-        reply = await self._settle_owner(_resumed_session(request.frame))
+        if not self._membership.trusted():
+            reply: OpenReply | None = OpenReply(retry=True)
+        else:
+            reply = await self._settle_owner(_resumed_session(request.frame))
         if reply is None:
             reply = self._take(request)
         with contextlib.suppress(NatsError):
@@ -234,7 +243,7 @@ class BrokerLinkServer:
 
     def _take(self, request: OpenRequest) -> OpenReply:
         """Feed the frame to a new endpoint; keep it when it opened or resumed a session."""
-        link = BrokerConnection(self._nc, request.reply_to, self._log)
+        link = BrokerConnection(self._nc, self._node, request.reply_to, self._log)
         endpoint = ClientEndpoint(self.registry, request.principal, link)
         endpoint.handle_frame(request.frame)
         if endpoint.session is None:

@@ -3,11 +3,14 @@ any gateway, move to another orchestrator when their owner dies, and keep every 
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -16,6 +19,7 @@ from tests.support.fake_upstream import FakeUpstream, Step, paced, text_stream, 
 from tests.support.nats_server import NatsServer, running_nats
 from tests.support.procs import ServiceProcess
 from tests.support.wsclient import ProtocolClient, state_is
+from wire.broker import LOG_STREAM, MSG_ID, log_subject
 
 Frame = dict[str, Any]
 # A dead owner's sessions move within its lease TTL (the KV entry then expires, within a
@@ -174,3 +178,83 @@ async def test_session_moves_when_its_owner_is_killed_awaiting_a_tool(
     await second.receive_until(state_is("done"))
     assert_every_seq_once(first.received + second.received)
     await second.close()
+
+
+async def log_writers(nats_url: str, session_id: str) -> list[str]:
+    """The node that wrote each message of the session's log, in order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        last = await js.get_last_msg(LOG_STREAM, log_subject(session_id))
+        subscription = await js.subscribe(log_subject(session_id), ordered_consumer=True)
+        writers = []
+        while True:
+            message = await subscription.next_msg(timeout=10)
+            writers.append((message.headers or {})[MSG_ID].split(".")[1])
+            if message.metadata.sequence.stream >= (last.seq or 0):
+                return writers
+    finally:
+        await nc.close()
+
+
+async def test_a_stopped_owner_that_comes_back_does_not_act_as_owner(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    words = " ".join(f"w{n}" for n in range(300))
+
+    def script(request: dict[str, Any]) -> list[Step]:
+        if request["messages"][-1]["content"] == "long":
+            return paced(text_stream(words), 0.02)
+        return text_stream("short answer")
+
+    upstream.reset(script)
+    first = await connect(cluster, 0)
+    session = await first.hello()
+    session_id = session["session_id"]
+    await first.send({"type": "user_message", "content": "long"})
+    for _ in range(5):
+        await first.receive_until(lambda frame: frame["type"] == "agent_delta")
+    stale = owner_of(cluster)
+    assert stale.proc is not None
+    stale.proc.send_signal(signal.SIGSTOP)
+    assert await read_until_closed(first, MOVE_BOUND_S) == 1011
+    last_seq = max(numbered(first.received))
+    second, _ = await resume_elsewhere(cluster, 1, session_id, last_seq)
+    await second.receive_until(state_is("error"))
+    new_owner = next(o for o in cluster.orchestrators if o is not stale and cluster.sessions_of(o))
+
+    stale.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + MOVE_BOUND_S
+    while cluster.sessions_of(stale) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert cluster.sessions_of(stale) == 0, "the stale owner still holds the session"
+    frames = await second.run_turn("again")
+    assert "short answer" in "".join(f.get("text", "") for f in frames)
+    assert cluster.sessions_of(new_owner) == 1
+    assert_every_seq_once(first.received + second.received)
+    await second.close()
+
+    writers = await log_writers(cluster.nats.url, session_id)
+    handover = writers.index(writers[-1])
+    assert writers[0] != writers[-1] and set(writers[handover:]) == {writers[-1]}, writers
+
+
+async def test_sessions_continue_after_the_nats_server_restarts_with_its_store(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    upstream.reset(lambda request: text_stream("one two three"))
+    first = await connect(cluster, 0)
+    session = await first.hello()
+    frames = await first.run_turn("before")
+    last_seq = max(numbered(frames))
+    await first.close()
+
+    cluster.nats.restart()
+    second, _ = await resume_elsewhere(cluster, 1, session["session_id"], last_seq)
+    frames = await second.run_turn("after")
+    assert min(numbered(frames)) == last_seq + 1
+    await second.close()
+    fresh = await connect(cluster, 0)
+    await fresh.hello()
+    assert (await fresh.run_turn("new"))[-1]["state"] == "done"
+    await fresh.close()

@@ -29,6 +29,9 @@ EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 MSG_ID = "Nats-Msg-Id"
 # "<index>/<count>" on every chunk of a text sent in several messages; absent when whole.
 CHUNK = "Agent-Chunk"
+# On every message an orchestrator sends a gateway: the node it comes from (a gateway takes
+# frames only from the node it is bound to or asking).
+NODE = "Agent-Node"
 # On the last message to one side of a connection: "<close code> <reason>".
 CLOSE = "Agent-Close"
 
