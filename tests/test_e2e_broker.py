@@ -47,7 +47,7 @@ async def connect(cluster: Cluster, gateway: int) -> ProtocolClient:
     return await ProtocolClient.connect(cluster.gateway_url(gateway), cluster.token)
 
 
-async def test_sessions_spread_over_orchestrators_and_resume_through_the_other_gateway(
+async def test_sessions_spread_resume_through_the_other_gateway_and_a_leave_moves_only_its_own(
     cluster: Cluster, upstream: FakeUpstream
 ) -> None:
     upstream.reset(lambda request: text_stream("one two three"))
@@ -71,6 +71,19 @@ async def test_sessions_spread_over_orchestrators_and_resume_through_the_other_g
         frames = await client.run_turn("again")
         assert numbered(frames)[0] == last_seq + 1
         await client.connection.close()
+        sessions[index] = (session_id, numbered(frames)[-1])
+
+    leaving = max(cluster.orchestrators, key=cluster.sessions_of)
+    staying = [o for o in cluster.orchestrators if o is not leaving]
+    before = [cluster.sessions_of(o) for o in staying]
+    assert leaving.stop() == 0
+    assert [cluster.sessions_of(o) for o in staying] == before, "a leave moved other sessions"
+    for index, (session_id, last_seq) in enumerate(sessions):
+        client = await connect(cluster, index % 2)
+        reply = await client.hello(session_id, last_seq)
+        assert reply["last_seq"] == last_seq
+        await client.connection.close()
+    assert sum(cluster.sessions_of(o) for o in staying) == 6
 
 
 def owner_of(cluster: Cluster) -> ServiceProcess:
