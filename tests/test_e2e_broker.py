@@ -14,10 +14,10 @@ import nats
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from agent_service.local_nats import LocalNats, running_nats
 from tests.support.cluster import LEASE_TTL_S, Cluster, running_cluster
 from tests.support.fake_upstream import FakeUpstream, Step, paced, text_stream, tool_call_stream
-from tests.support.nats_server import NatsServer, running_nats
-from tests.support.procs import ServiceProcess
+from tests.support.procs import ServiceProcess, free_port
 from tests.support.wsclient import ProtocolClient, state_is
 from wire.broker import LOG_STREAM, MSG_ID, log_subject
 
@@ -28,13 +28,13 @@ MOVE_BOUND_S = 2 * LEASE_TTL_S + 6
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    with running_nats(tmp_path) as server:
+def nats_server(tmp_path: Path) -> Iterator[LocalNats]:
+    with running_nats(tmp_path / "nats", "127.0.0.1", free_port()) as server:
         yield server
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, nats_server: NatsServer, upstream: FakeUpstream) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, nats_server: LocalNats, upstream: FakeUpstream) -> Iterator[Cluster]:
     with running_cluster(tmp_path, nats_server, upstream.base_url) as started:
         yield started
 

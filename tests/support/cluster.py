@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.nats_server import NatsServer
+from agent_service.local_nats import LocalNats
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import TEST_TOKEN
 
@@ -24,7 +24,7 @@ STARTUP_S = 90.0
 class Cluster:
     """The processes of one cluster, by role."""
 
-    nats: NatsServer
+    nats: LocalNats
     gateways: list[ServiceProcess] = field(default_factory=list)
     orchestrators: list[ServiceProcess] = field(default_factory=list)
     token: str = TEST_TOKEN
@@ -96,7 +96,7 @@ def gateway_process(work_dir: Path, nats_url: str, number: int) -> ServiceProces
 
 @contextlib.contextmanager
 def running_cluster(
-    work_dir: Path, nats: NatsServer, upstream_url: str, gateways: int = 2, orchestrators: int = 3
+    work_dir: Path, nats: LocalNats, upstream_url: str, gateways: int = 2, orchestrators: int = 3
 ) -> Iterator[Cluster]:
     """Start the orchestrators, then the gateways; stop all with SIGTERM at the end (a process
     a test killed or stopped is left as it is)."""
