@@ -49,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_port(parser, "orchestrator", DEFAULT_ORCHESTRATOR_PORT + 10)
     add_port(parser, "proxy", DEFAULT_PROXY_PORT)
     add_port(parser, "nats", DEFAULT_NATS_PORT)
+    add_port(parser, "nats-monitor", 0)
     orchestrator_cli.add_broker_flags(parser)
     parser.add_argument(
         "--store",
@@ -72,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="agent-nats-") as scratch:
         nats = None
         if not args.broker:
-            nats = LocalNats(args.store or Path(scratch), args.host, args.nats_port)
+            nats = LocalNats(
+                args.store or Path(scratch),
+                args.host,
+                args.nats_port,
+                monitor_port=args.nats_monitor_port,
+            )
             try:
                 nats.start()
             except NatsUnavailable as exc:

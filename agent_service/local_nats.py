@@ -49,9 +49,18 @@ def nats_server_binary() -> str:
 class LocalNats:
     """One nats-server process; `restart` keeps its port and its store."""
 
-    def __init__(self, store: Path, host: str, port: int, output: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        store: Path,
+        host: str,
+        port: int,
+        output: IO[bytes] | None = None,
+        monitor_port: int = 0,
+    ) -> None:
+        """`monitor_port`: where the server's HTTP monitoring (`/varz`) listens; 0: nowhere."""
         self.host = host
         self.port = port
+        self.monitor_port = monitor_port
         self.store = store
         self._output = output
         self._config = store / "nats.conf"
@@ -65,8 +74,9 @@ class LocalNats:
     def start(self, timeout_s: float = 15.0) -> LocalNats:
         """Start it and wait until it greets a client; raises NatsUnavailable."""
         self.store.mkdir(parents=True, exist_ok=True)
+        monitor = f"http: {self.host}:{self.monitor_port}\n" if self.monitor_port else ""
         self._config.write_text(
-            CONFIG.format(host=self.host, port=self.port, store=self.store / "jetstream")
+            CONFIG.format(host=self.host, port=self.port, store=self.store / "jetstream") + monitor
         )
         self.proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(self._config)],

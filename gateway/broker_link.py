@@ -226,16 +226,16 @@ class BrokerChannel:
         return self._close[1] if self._close else ""
 
     async def close(self) -> None:
-        """The IDE went away: tell the orchestrator, stop listening."""
+        """The relay ended: tell the orchestrator (also after it closed, so it forgets the
+        connection), stop listening."""
         if self._node is not None:
             self._link.directory.unbind(self._node, self)
-            if self._close is None:
-                with contextlib.suppress(NatsError):
-                    await self._nc.publish(
-                        connection_subject(self._node, self._conn),
-                        b"",
-                        headers={CLOSE: encode_close(1000, "client gone")},
-                    )
+            with contextlib.suppress(NatsError):
+                await self._nc.publish(
+                    connection_subject(self._node, self._conn),
+                    b"",
+                    headers={CLOSE: encode_close(1000, "client gone")},
+                )
         self._close = self._close or (1000, "")
         if self._subscription is not None:
             with contextlib.suppress(NatsError):
