@@ -7,7 +7,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sanic import Sanic
 
@@ -31,8 +31,10 @@ from gateway.app import (
     build_app,
     serve,
 )
-from gateway.broker_link import BrokerLink
 from gateway.link import OrchestratorLink, WebSocketLink
+
+if TYPE_CHECKING:
+    from gateway.broker_link import BrokerLink
 from service_logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -97,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
     orchestrator_health = args.orchestrator_url.replace("ws://", "http://").replace(
         "wss://", "https://"
     )
-    link: OrchestratorLink = (
-        BrokerLink(args.broker)
-        if args.broker
-        else WebSocketLink(args.orchestrator_url, args.internal_token)
-    )
+    link: OrchestratorLink = WebSocketLink(args.orchestrator_url, args.internal_token)
+    if args.broker:
+        # imported here: a gateway without a broker never loads the NATS client
+        from gateway.broker_link import BrokerLink
+
+        link = broker_link = BrokerLink(args.broker)
     settings = GatewaySettings(
         token=token,
         orchestrator_health_url=None if args.broker else orchestrator_health.rsplit("/v1/", 1)[0],
@@ -112,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         client_send_timeout_s=args.client_send_timeout,
     )
     app = build_app(settings, link)
-    if isinstance(link, BrokerLink):
-        app.before_server_start(_connect_early(link))
+    if args.broker:
+        app.before_server_start(_connect_early(broker_link))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})
     serve(app, args.host, args.gateway_port)
     return 0

@@ -20,7 +20,6 @@ from agent_service.options import (
     add_port,
 )
 from agent_service.transcript_flags import add_recording_flags, open_recorder
-from orchestrator.broker_node import BrokerNode, BrokerSettings, BrokerUnavailable
 from orchestrator.core import CoreConfig
 from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_window
 from orchestrator.recording import BackgroundFlushRecorder, Recorder
@@ -102,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        # imported here: an orchestrator without a broker never loads the NATS client
+        from orchestrator.broker_node import BrokerUnavailable
+
         try:
             asyncio.run(_serve_on_broker(args))
         except BrokerUnavailable as exc:
@@ -181,6 +183,8 @@ def _server(args: argparse.Namespace, registry: SessionRegistry) -> Orchestrator
 
 async def _serve_on_broker(args: argparse.Namespace) -> None:
     """One node of a cluster: sessions come over NATS and live in the broker's log."""
+    from orchestrator.broker_node import BrokerNode, BrokerSettings
+
     node = await BrokerNode.connect(BrokerSettings(args.broker, args.lease_ttl, args.log_max_age))
     registry = build_registry(args, node.session_log, node.session_log.forget)
     await node.serve(registry)
