@@ -154,6 +154,8 @@ class Membership:
                 await self._beat()
             except (NatsError, TimeoutError) as exc:
                 log.warning("lease not renewed", extra={"error": str(exc)})
+            except Exception:
+                log.exception("lease renewal failed")
 
 
 async def _nothing() -> None:

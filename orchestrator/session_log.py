@@ -289,22 +289,37 @@ class SessionLog:
         return writer
 
     async def _run(self, writer: _Writer) -> None:
+        try:
+            await self._write_records(writer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session log writer failed", extra={"session_id": writer.session_id})
+            self._give_up(writer)
+
+    def _give_up(self, writer: _Writer) -> None:
+        """Nothing more is written for the session here: free it (its IDE resumes elsewhere)."""
+        writer.lost = True
+        writer.settle()
+        self._writers.pop(writer.session_id, None)
+        self.on_lost(writer.session_id)
+
+    async def _write_records(self, writer: _Writer) -> None:
         while not writer.lost:
             await writer.wake.wait()
             writer.wake.clear()
             while writer.records and not writer.lost:
                 batch, writer.records = writer.records, []
-                while not self._may_write():
-                    await asyncio.sleep(0.02)
+                if not self._may_write():
+                    log.warning("session log waits for this node's lease")
+                    while not self._may_write():
+                        await asyncio.sleep(0.02)
                 if not await self._publish(writer, batch):
-                    writer.lost = True
-                    writer.settle()
                     log.warning(
                         "session taken over by another node",
                         extra={"session_id": writer.session_id},
                     )
-                    self._writers.pop(writer.session_id, None)
-                    self.on_lost(writer.session_id)
+                    self._give_up(writer)
                     return
                 if writer.announce:
                     await self._announce(writer.session_id)
