@@ -21,7 +21,8 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -197,9 +198,7 @@ class BrokerLinkServer:
     # ---- opening -----------------------------------------------------------------------
 
     async def _on_open(self, message: Msg) -> None:
-        task = asyncio.get_running_loop().create_task(self._open(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._open(message))
 
     async def _open(self, message: Msg) -> None:
         try:
@@ -207,14 +206,16 @@ class BrokerLinkServer:
         except (ValueError, TypeError):
             log.warning("malformed open request")
             return
-        if not self._membership.trusted():
-            reply: OpenReply | None = OpenReply(retry=True)
-        else:
-            reply = await self._settle_owner(_resumed_session(request.frame))
-        if reply is None:
-            reply = self._take(request)
+        reply = await self._answer(request)
         with contextlib.suppress(NatsError):
             await message.respond(reply.encode())
+
+    async def _answer(self, request: OpenRequest) -> OpenReply:
+        """A node whose lease is in doubt takes nothing (the gateway asks again or elsewhere)."""
+        if not self._membership.trusted():
+            return OpenReply(retry=True)
+        settled = await self._settle_owner(_resumed_session(request.frame))
+        return settled if settled is not None else self._take(request)
 
     async def _settle_owner(self, session_id: str | None) -> OpenReply | None:
         """For a resume of a session not held here: redirect, wait, or claim it. None: go on
@@ -255,13 +256,10 @@ class BrokerLinkServer:
 
     def _detach_later(self, link: BrokerConnection) -> None:
         """An unbound connection's writer publishes its replies, then stops."""
+        link.notify_when_drained(lambda: self._spawn(link.finish()))
 
-        async def finish() -> None:
-            while link.backlog:
-                await asyncio.sleep(0.005)
-            await link.finish()
-
-        task = asyncio.get_running_loop().create_task(finish())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
