@@ -229,9 +229,11 @@ def _replayable_arguments(arguments: str) -> str:
     return arguments if is_object else "{}"
 
 
-# One machine for every session: the table is the same for all, and each session is one of
-# its models (its state lives on the model). A machine per session cost ~40 KiB each.
-_MACHINE = Machine(
+# One machine for every session, used as a table only: no session is ever added to it as a
+# model, so it references none. `handle` passes the core to the event it triggers; the state
+# lives on the core, and the core lives exactly as long as its owner keeps it. (A machine per
+# session cost ~40 KiB each; registered models made every new session scan all the others.)
+SESSION_MACHINE = Machine(
     model=None,
     states=list(STATES),
     transitions=TRANSITIONS,
@@ -266,7 +268,7 @@ class SessionCore:
         self._compactions = 0
         self._compaction_attempts = 0
         self._limit_cap: int | None = None
-        _MACHINE.add_model(self)
+        SESSION_MACHINE.set_state(SessionState.IDLE, model=self)
 
     # ---- input -------------------------------------------------------------------------
 
@@ -277,15 +279,11 @@ class SessionCore:
             return []
         self._out = []
         try:
-            self.trigger(event.trigger, event=event)  # type: ignore[attr-defined]
+            SESSION_MACHINE.events[event.trigger].trigger(self, event=event)
         except MachineError:
             self._reject(event, ErrorCode.ILLEGAL_EVENT, "is not allowed")
         out, self._out = self._out, []
         return out
-
-    def close(self) -> None:
-        """Release the session from the shared machine; the core takes no events after this."""
-        _MACHINE.remove_model(self)
 
     # ---- read-only views ---------------------------------------------------------------
 

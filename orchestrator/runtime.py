@@ -236,7 +236,7 @@ class SessionRuntime:
             self._execute(StartToolTimer(call_id, self.core.config.tool_timeout_s), None)
 
     def stop(self) -> None:
-        """Cancel the running LLM request and timers, release the core: the session is freed."""
+        """Cancel the running LLM request and timers: nothing runs for the session after this."""
         self._held_text.clear()
         if self._llm_task is not None:
             self._llm_task.cancel()
@@ -246,7 +246,6 @@ class SessionRuntime:
         if self._turn_timer is not None:
             self._turn_timer[1].cancel()
             self._turn_timer = None
-        self.core.close()
 
     # ---- commands ----------------------------------------------------------------------
 
