@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,11 +47,28 @@ class Cluster:
             return int(json.loads(response.read())["sessions"])
 
 
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different (held together while they are chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def orchestrator_process(
-    work_dir: Path, nats_url: str, upstream_url: str, number: int, *extra: str
+    work_dir: Path,
+    nats_url: str,
+    upstream_url: str,
+    number: int,
+    *extra: str,
+    port: int | None = None,
 ) -> ServiceProcess:
     """One orchestrator node on the broker, talking to the fake upstream."""
-    port = free_port()
+    port = port or free_port()
     return ServiceProcess(
         [
             "orchestrator",
@@ -74,9 +92,11 @@ def orchestrator_process(
     )
 
 
-def gateway_process(work_dir: Path, nats_url: str, number: int) -> ServiceProcess:
+def gateway_process(
+    work_dir: Path, nats_url: str, number: int, port: int | None = None
+) -> ServiceProcess:
     """One gateway on the broker."""
-    port = free_port()
+    port = port or free_port()
     return ServiceProcess(
         [
             "gateway",
@@ -102,11 +122,15 @@ def running_cluster(
     a test killed or stopped is left as it is)."""
     cluster = Cluster(nats)
     try:
+        ports = [port for port in distinct_ports(orchestrators + gateways + 1) if port != nats.port]
         cluster.orchestrators = [
-            orchestrator_process(work_dir, nats.url, upstream_url, number)
+            orchestrator_process(work_dir, nats.url, upstream_url, number, port=ports.pop())
             for number in range(orchestrators)
         ]
-        cluster.gateways = [gateway_process(work_dir, nats.url, n) for n in range(gateways)]
+        cluster.gateways = [
+            gateway_process(work_dir, nats.url, number, port=ports.pop())
+            for number in range(gateways)
+        ]
         with ThreadPoolExecutor(len(cluster.orchestrators) + gateways) as pool:
             list(pool.map(ServiceProcess.start, [*cluster.orchestrators, *cluster.gateways]))
         yield cluster
