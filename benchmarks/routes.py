@@ -3,7 +3,9 @@
 - `direct`: the bench upstream read straight off its socket, the floor;
 - `proxy`: the same client through the llm-proxy of the three-process stack;
 - `pipeline`: an IDE on the gateway of `agent-service up`, three processes;
-- `in-process`: the same on `agent-service up --in-process`.
+- `in-process`: the same on `agent-service up --in-process`;
+- `broker` (with `bench --broker`): the same on `agent-service cluster`, one gateway and one
+  orchestrator linked over NATS JetStream.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from benchmarks.turn import BenchSession
 from benchmarks.ws_client import ProtocolSession
 
 DIRECT, PROXY, PIPELINE, IN_PROCESS = "direct", "proxy", "pipeline", "in-process"
+BROKER = "broker"
 
 
 class Route(Protocol):

@@ -12,7 +12,16 @@ from typing import Any
 from benchmarks.directive import Directive
 from benchmarks.figures import UPSTREAM, summarize
 from benchmarks.processes import ProductStack, UpstreamProcess
-from benchmarks.routes import DIRECT, IN_PROCESS, PIPELINE, PROXY, GatewayRoute, OpenAiRoute, Route
+from benchmarks.routes import (
+    BROKER,
+    DIRECT,
+    IN_PROCESS,
+    PIPELINE,
+    PROXY,
+    GatewayRoute,
+    OpenAiRoute,
+    Route,
+)
 from benchmarks.scenarios import (
     latency_figures,
     one_turn,
@@ -71,17 +80,25 @@ class UnderTest:
 
     routes: tuple[Route, ...]
     observed: dict[str, int]
+    broker: ProductStack | None = None
 
 
 @contextlib.contextmanager
-def processes_under_test(log_dir: Path) -> Iterator[UnderTest]:
-    """The bench upstream and both product stacks, running for the block; stopped after."""
+def processes_under_test(log_dir: Path, with_broker: bool = False) -> Iterator[UnderTest]:
+    """The bench upstream and the product stacks (the broker's too, `with_broker`), running
+    for the block; stopped after."""
     upstream = UpstreamProcess(log_dir)
     pipeline = ProductStack(upstream.base_url, in_process=False, log_dir=log_dir)
     in_process = ProductStack(upstream.base_url, in_process=True, log_dir=log_dir)
+    broker = (
+        ProductStack(upstream.base_url, in_process=False, log_dir=log_dir, broker=True)
+        if with_broker
+        else None
+    )
     started: list[UpstreamProcess | ProductStack] = []
     try:
-        for process in (upstream, pipeline, in_process):
+        to_start: list[UpstreamProcess | ProductStack] = [upstream, pipeline, in_process]
+        for process in to_start + ([broker] if broker else []):
             process.start()
             started.append(process)
         for process in started:
@@ -92,8 +109,10 @@ def processes_under_test(log_dir: Path) -> Iterator[UnderTest]:
                 OpenAiRoute(PROXY, pipeline.proxy_url, pipeline),
                 GatewayRoute(PIPELINE, pipeline),
                 GatewayRoute(IN_PROCESS, in_process),
+                *([GatewayRoute(BROKER, broker)] if broker else []),
             ),
             observed={UPSTREAM: upstream.pid},
+            broker=broker,
         )
     finally:
         for process in reversed(started):
@@ -134,4 +153,28 @@ async def measure(under_test: UnderTest, sizes: Sizes) -> dict[str, Any]:
     sweep = await run_sweep(
         routes, sizes.sweep_levels, Directive(sizes.sweep_tokens, sizes.sweep_rate), observed
     )
-    return summarize(latency, tools, throughput, sweep)
+    figures = summarize(latency, tools, throughput, sweep)
+    if under_test.broker is not None:
+        figures["broker_wire"] = await broker_wire(under_test.broker, sizes)
+    return figures
+
+
+async def broker_wire(stack: ProductStack, sizes: Sizes) -> dict[str, Any]:
+    """NATS messages and bytes (into and out of the server, both counted) per streamed token,
+    over one paced and one full-speed turn on the broker route alone."""
+    route = GatewayRoute(BROKER, stack)
+    wire: dict[str, Any] = {}
+    for name, directive in (
+        ("paced", Directive(sizes.latency_tokens, sizes.latency_rate)),
+        ("full_speed", Directive(sizes.throughput_tokens)),
+    ):
+        before = stack.broker_counters()
+        await one_turn(route, directive, sizes.turn_timeout_s)
+        after = stack.broker_counters()
+        delta = {key: after[key] - before[key] for key in after}
+        wire[name] = {
+            "tokens": directive.tokens,
+            "msgs_per_token": (delta["in_msgs"] + delta["out_msgs"]) / directive.tokens,
+            "bytes_per_token": (delta["in_bytes"] + delta["out_bytes"]) / directive.tokens,
+        }
+    return wire

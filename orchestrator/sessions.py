@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.core import CoreConfig
@@ -73,7 +74,9 @@ class SessionRegistry:
         llm: LlmClient,
         recorder: Recorder,
         limits: SessionLimits | None = None,
+        on_freed: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_freed(session_id)` hears of each session this process lets go."""
         self.config = config
         self.limits = limits or SessionLimits()
         self._llm = llm
@@ -81,6 +84,7 @@ class SessionRegistry:
         self._sessions: dict[str, SessionRuntime] = {}
         self._owners: dict[str, str] = {}
         self._reapers: dict[str, asyncio.TimerHandle] = {}
+        self._on_freed = on_freed
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -166,13 +170,33 @@ class SessionRegistry:
                 self.limits.grace_period_s, self._reap, session.session_id
             )
 
+    def session_ids(self) -> list[str]:
+        """The ids of every live session."""
+        return list(self._sessions)
+
+    def release(self, session_id: str, code: int, reason: str) -> None:
+        """Another process owns the session now: stop it here and close its connection
+        with `code`, so the IDE resumes where the session is."""
+        session = self._free(session_id)
+        if session is not None and session.attachment is not None:
+            session.attachment.close(code, reason)
+            log.info("session released", extra={"session_id": session_id})
+
     def _reap(self, session_id: str) -> None:
-        self._reapers.pop(session_id, None)
+        if self._free(session_id) is not None:
+            log.info("session expired", extra={"session_id": session_id})
+
+    def _free(self, session_id: str) -> SessionRuntime | None:
+        reaper = self._reapers.pop(session_id, None)
+        if reaper is not None:
+            reaper.cancel()
         session = self._sessions.pop(session_id, None)
         self._owners.pop(session_id, None)
         if session is not None:
             session.stop()
-            log.info("session expired", extra={"session_id": session_id})
+            if self._on_freed is not None:
+                self._on_freed(session_id)
+        return session
 
     def turns_running(self) -> int:
         """Sessions in the middle of a turn."""

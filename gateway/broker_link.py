@@ -1,0 +1,302 @@
+"""The gateway's side of the link on NATS: IDE connections to whichever orchestrator holds them.
+
+The second implementation of `OrchestratorLink` (beside the WebSocket one).
+Orchestrators announce themselves by heartbeats; a connection's frames go to one
+live orchestrator in turn until one of them opens or resumes a session (new
+sessions spread round-robin; a resume is redirected to the session's owner, or
+claimed by the orchestrator asked when the owner's lease is gone). From then on
+the connection is bound to that orchestrator. When it stops beating for a lease
+TTL, the connection is closed with 1011 and the IDE resumes through any gateway.
+
+The gateway reads only the first frames of a connection (to route a `hello`);
+everything else is relayed without parsing, as on the WebSocket link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+
+from gateway.link import LinkError, SessionChannel
+from wire.broker import (
+    CHUNK,
+    CLOSE,
+    HEARTBEATS,
+    NODE,
+    OpenReply,
+    OpenRequest,
+    Reassembly,
+    connection_subject,
+    decode_close,
+    encode_close,
+    gateway_subject,
+    open_subject,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAVAILABLE = 1011
+REQUEST_TIMEOUT_S = 2.0
+RETRY_S = 0.2
+
+
+class NodeDirectory:
+    """The orchestrators that beat within their lease TTL, and the channels bound to each."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._bound: dict[str, set[BrokerChannel]] = {}
+        self._turn = itertools.count()
+        self._changed = asyncio.Event()
+        self.ttl_s = 3.0
+        self._listening_since: float | None = None
+
+    def listening(self) -> None:
+        """Heartbeats are subscribed from now on."""
+        self._listening_since = asyncio.get_running_loop().time()
+
+    async def heard_all(self) -> None:
+        """Wait until every live node had time to beat once (half a TTL after subscribing),
+        so that the first sessions spread over all of them."""
+        assert self._listening_since is not None
+        wait = self._listening_since + self.ttl_s / 2 - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def beat(self, message: Msg) -> None:
+        """One heartbeat: `agent.hb.<node>` with the node's lease TTL."""
+        node = message.subject.rsplit(".", 1)[-1]
+        try:
+            ttl = float(json.loads(message.data)["ttl"])
+        except (ValueError, KeyError, TypeError):
+            return
+        self.ttl_s = ttl
+        self._seen[node] = (asyncio.get_running_loop().time(), ttl)
+        self._changed.set()
+
+    def live(self) -> list[str]:
+        """Nodes heard from within their TTL, in a stable order."""
+        now = asyncio.get_running_loop().time()
+        return sorted(node for node, (at, ttl) in self._seen.items() if now - at <= ttl)
+
+    def pick(self, avoid: set[str]) -> str | None:
+        """The next live node round-robin, skipping `avoid` while others are there."""
+        nodes = [node for node in self.live() if node not in avoid] or self.live()
+        return nodes[next(self._turn) % len(nodes)] if nodes else None
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Until the next heartbeat of a node not seen before, or `timeout_s`."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+
+    def bind(self, node: str, channel: BrokerChannel) -> None:
+        self._bound.setdefault(node, set()).add(channel)
+
+    def unbind(self, node: str, channel: BrokerChannel) -> None:
+        self._bound.get(node, set()).discard(channel)
+
+    def close_silent(self) -> None:
+        """Close the channels of nodes that stopped beating: their IDEs resume elsewhere."""
+        live = set(self.live())
+        for node, channels in list(self._bound.items()):
+            if node not in live and channels:
+                log.warning("orchestrator stopped beating", extra={"node": node})
+                for channel in list(channels):
+                    channel.end(CLOSE_UNAVAILABLE, "orchestrator unavailable; resume")
+                channels.clear()
+
+
+class BrokerLink:
+    """Opens channels to orchestrators through one NATS connection."""
+
+    def __init__(self, url: str, route_timeout_s: float = 30.0) -> None:
+        self.url = url
+        self.route_timeout_s = route_timeout_s
+        self.gateway = f"g{secrets.token_hex(6)}"
+        self.directory = NodeDirectory()
+        self._nc: Client | None = None
+        self._connecting = asyncio.Lock()
+        self._conns = itertools.count(1)
+        self._watch: asyncio.Task[None] | None = None
+
+    async def connection(self) -> Client:
+        """The NATS connection, made on first use; raises LinkError when NATS is down."""
+        async with self._connecting:
+            if self._nc is None:
+                try:
+                    nc = await nats.connect(
+                        self.url,
+                        name=f"gateway {self.gateway}",
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.5,
+                        connect_timeout=5,
+                        allow_reconnect=True,
+                    )
+                except (NatsError, OSError, TimeoutError) as exc:
+                    raise LinkError(f"the broker is unreachable: {exc}") from None
+                await nc.subscribe(HEARTBEATS, cb=self._beat)
+                self.directory.listening()
+                self._nc = nc
+                self._watch = asyncio.get_running_loop().create_task(self._watch_nodes())
+            return self._nc
+
+    async def open(self, principal: str) -> SessionChannel:
+        """A channel for one IDE connection; it is routed on its first frames."""
+        nc = await self.connection()
+        channel = BrokerChannel(self, nc, principal, f"c{next(self._conns)}")
+        await channel.listen()
+        return channel
+
+    async def close(self) -> None:
+        """Drop the NATS connection."""
+        if self._watch is not None:
+            self._watch.cancel()
+        if self._nc is not None:
+            with contextlib.suppress(NatsError):
+                await self._nc.close()
+
+    async def _beat(self, message: Msg) -> None:
+        self.directory.beat(message)
+
+    async def _watch_nodes(self) -> None:
+        while True:
+            await asyncio.sleep(self.directory.ttl_s / 4)
+            self.directory.close_silent()
+
+
+class BrokerChannel:
+    """One IDE connection's frames over NATS, bound to an orchestrator once routed."""
+
+    def __init__(self, link: BrokerLink, nc: Client, principal: str, conn: str) -> None:
+        self._link = link
+        self._nc = nc
+        self._principal = principal
+        self._conn = conn
+        self._inbox = gateway_subject(link.gateway, conn)
+        self._node: str | None = None
+        self._asking: str | None = None
+        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self._reassembly = Reassembly()
+        self._subscription: Subscription | None = None
+        self._close: tuple[int, str] | None = None
+
+    async def listen(self) -> None:
+        """Subscribe to this connection's server frames."""
+        self._subscription = await self._nc.subscribe(self._inbox, cb=self._receive)
+
+    async def send(self, text: str) -> None:
+        """Forward one client frame: to its orchestrator, or routed while there is none."""
+        if self._close is not None:
+            return
+        if self._node is not None:
+            with contextlib.suppress(NatsError):
+                await self._nc.publish(connection_subject(self._node, self._conn), text.encode())
+            return
+        await self._route(text)
+
+    async def frames(self) -> AsyncIterator[str]:
+        """Server frames until the orchestrator closes the channel or goes silent."""
+        while True:
+            text = await self._frames.get()
+            if text is None:
+                return
+            yield text
+
+    @property
+    def close_code(self) -> int | None:
+        """How the orchestrator closed the channel, once it has."""
+        return self._close[0] if self._close else None
+
+    @property
+    def close_reason(self) -> str:
+        """Why, in the orchestrator's words."""
+        return self._close[1] if self._close else ""
+
+    async def close(self) -> None:
+        """The relay ended: tell the orchestrator (also after it closed, so it forgets the
+        connection), stop listening."""
+        if self._node is not None:
+            self._link.directory.unbind(self._node, self)
+            with contextlib.suppress(NatsError):
+                await self._nc.publish(
+                    connection_subject(self._node, self._conn),
+                    b"",
+                    headers={CLOSE: encode_close(1000, "client gone")},
+                )
+        self._close = self._close or (1000, "")
+        if self._subscription is not None:
+            with contextlib.suppress(NatsError):
+                await self._subscription.unsubscribe()
+
+    def end(self, code: int, reason: str) -> None:
+        """End the channel from this side (its orchestrator is gone)."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._frames.put_nowait(None)
+
+    async def _route(self, text: str) -> None:
+        """Offer the frame to live orchestrators until one answers it for good."""
+        directory = self._link.directory
+        await directory.heard_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._link.route_timeout_s
+        request = OpenRequest(self._principal, self._inbox, self._conn, text).encode()
+        avoid: set[str] = set()
+        node = directory.pick(avoid)
+        while loop.time() < deadline:
+            if node is None:
+                await directory.wait_for_change(RETRY_S)
+                node = directory.pick(avoid)
+                continue
+            self._asking = node
+            try:
+                answer = await self._nc.request(
+                    open_subject(node), request, timeout=REQUEST_TIMEOUT_S
+                )
+                reply = OpenReply.decode(answer.data)
+            except (NoRespondersError, TimeoutError, NatsError, ValueError, TypeError):
+                avoid.add(node)
+                node = directory.pick(avoid)
+                await asyncio.sleep(RETRY_S if node in avoid else 0)
+                continue
+            if reply.bound:
+                self._node = node
+                directory.bind(node, self)
+                return
+            if reply.redirect is not None:
+                node = reply.redirect
+                continue
+            if reply.retry:
+                await asyncio.sleep(RETRY_S)
+                node = directory.pick(avoid)
+                continue
+            return
+        self.end(CLOSE_UNAVAILABLE, "no orchestrator could take the session; resume later")
+
+    async def _receive(self, message: Msg) -> None:
+        headers = message.headers or {}
+        if headers.get(NODE) != (self._node or self._asking):
+            return  # from a node this connection has moved away from
+        if CLOSE in headers:
+            self._close = self._close or decode_close(headers[CLOSE])
+            if self._node is not None:
+                self._link.directory.unbind(self._node, self)
+            self._frames.put_nowait(None)
+            return
+        whole = self._reassembly.add(message.data, headers.get(CHUNK))
+        if whole is not None:
+            for frame in whole.decode().split("\n"):
+                self._frames.put_nowait(frame)

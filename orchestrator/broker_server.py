@@ -1,0 +1,307 @@
+"""The orchestrator's end of the internal link on NATS: IDE connections relayed by gateways.
+
+A gateway sends a connection's frames to one node's open subject until one of them
+opens or resumes a session there (`OpenRequest`); the connection is then bound to
+that node, its later frames come on the node's connection subject, and server
+frames go back to the gateway's subject for it. A resume of a session this node
+does not hold is redirected to the live owner, or, when the owner's lease is
+gone, claimed: the session is rebuilt from its log as a restart rebuilds it from
+the transcript (a streaming turn ends with `interrupted`, pending tool calls are
+offered again) and numbers on with no gap.
+
+Frames to a gateway wait until the session's log holds everything recorded before
+them, so an IDE never sees an event that a rebuild could not give again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+
+from orchestrator.endpoint import ClientEndpoint
+from orchestrator.membership import Membership
+from orchestrator.session_log import ClaimContested, SessionLog
+from orchestrator.sessions import SessionRegistry
+from wire.broker import (
+    CLOSE,
+    HEADER_ROOM,
+    NODE,
+    OpenReply,
+    OpenRequest,
+    chunk_header,
+    chunks,
+    connections_of,
+    encode_close,
+    open_subject,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_MOVED = 1011
+
+
+class BrokerConnection:
+    """One IDE connection relayed over NATS, as a session `Attachment`."""
+
+    def __init__(self, nc: Client, node: str, subject: str, session_log: SessionLog) -> None:
+        self.session_id: str | None = None
+        self._node = node
+        self._nc = nc
+        self._subject = subject
+        self._log = session_log
+        self._chunk = max(nc.max_payload - HEADER_ROOM, 4096)
+        self._queue: deque[str] = deque()
+        self._queued_chars = 0
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._drained: list[Callable[[], None]] = []
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    @property
+    def backlog(self) -> int:
+        """Characters queued and not yet published."""
+        return self._queued_chars
+
+    def send(self, text: str) -> None:
+        """Queue one frame."""
+        if self._close is None:
+            self._queue.append(text)
+            self._queued_chars += len(text)
+            self._wake.set()
+
+    def notify_when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every queued frame is published."""
+        if self._queue:
+            self._drained.append(callback)
+        else:
+            callback()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the queued frames are published."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    async def finish(self) -> None:
+        """Stop the writer: the connection is gone."""
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+    async def wait_closed(self, timeout_s: float) -> None:
+        """Wait (up to `timeout_s`) until the requested close was published."""
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._writer), timeout_s)
+
+    async def _write(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while queue:
+                count = len(queue)
+                session_id = self.session_id
+                deliverable = session_id is None or await self._log.durable(
+                    session_id, self._log.appended(session_id)
+                )
+                frames = [queue.popleft() for _ in range(count)]
+                self._queued_chars -= sum(len(frame) for frame in frames)
+                if deliverable:
+                    await self._publish("\n".join(frames).encode())
+            if self._drained:
+                callbacks, self._drained = self._drained, []
+                for callback in callbacks:
+                    callback()
+            if self._close is not None:
+                with contextlib.suppress(NatsError):
+                    await self._nc.publish(
+                        self._subject,
+                        b"",
+                        headers={NODE: self._node, CLOSE: encode_close(*self._close)},
+                    )
+                return
+
+    async def _publish(self, data: bytes) -> None:
+        pieces = chunks(data, self._chunk)
+        with contextlib.suppress(NatsError):
+            for index, piece in enumerate(pieces):
+                await self._nc.publish(
+                    self._subject,
+                    piece,
+                    headers={NODE: self._node, **chunk_header(index, len(pieces))},
+                )
+
+
+class _Connection:
+    """A bound connection: its endpoint and its writer."""
+
+    def __init__(self, endpoint: ClientEndpoint, link: BrokerConnection) -> None:
+        self.endpoint = endpoint
+        self.link = link
+
+
+class BrokerLinkServer:
+    """Takes IDE connections from gateways over NATS and routes their frames to sessions."""
+
+    def __init__(
+        self,
+        nc: Client,
+        registry: SessionRegistry,
+        session_log: SessionLog,
+        membership: Membership,
+    ) -> None:
+        self.registry = registry
+        self._nc = nc
+        self._log = session_log
+        self._membership = membership
+        self._node = membership.node
+        self._connections: dict[str, _Connection] = {}
+        self._claims: dict[str, asyncio.Lock] = {}
+        self._subscriptions: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        session_log.on_lost = self._lost
+        membership.on_rejoined = self._check_owned
+
+    async def start(self) -> None:
+        """Subscribe to this node's subjects."""
+        self._subscriptions = [
+            await self._nc.subscribe(open_subject(self._node), cb=self._on_open),
+            await self._nc.subscribe(connections_of(self._node), cb=self._on_frame),
+        ]
+
+    async def shutdown(self, drain_timeout_s: float) -> None:
+        """Stop taking connections, write what the logs hold, close every connection with
+        1001 and drop the lease (so the sessions may move at once)."""
+        for subscription in self._subscriptions:
+            with contextlib.suppress(NatsError):
+                await subscription.unsubscribe()
+        await self._log.drain(drain_timeout_s)
+        for connection in list(self._connections.values()):
+            connection.link.close(1001, "orchestrator shutting down")
+        for connection in list(self._connections.values()):
+            await connection.link.wait_closed(5)
+        await self._membership.leave()
+        with contextlib.suppress(NatsError, TimeoutError):
+            await self._nc.flush(5)
+
+    # ---- opening -----------------------------------------------------------------------
+
+    async def _on_open(self, message: Msg) -> None:
+        self._spawn(self._open(message))
+
+    async def _open(self, message: Msg) -> None:
+        try:
+            request = OpenRequest.decode(message.data)
+        except (ValueError, TypeError):
+            log.warning("malformed open request")
+            return
+        reply = await self._answer(request)
+        with contextlib.suppress(NatsError):
+            await message.respond(reply.encode())
+
+    async def _answer(self, request: OpenRequest) -> OpenReply:
+        """A node whose lease is in doubt takes nothing (the gateway asks again or elsewhere)."""
+        if not self._membership.trusted():
+            return OpenReply(retry=True)
+        settled = await self._settle_owner(_resumed_session(request.frame))
+        return settled if settled is not None else self._take(request)
+
+    async def _settle_owner(self, session_id: str | None) -> OpenReply | None:
+        """For a resume of a session not held here: redirect, wait, or claim it. None: go on
+        (the session is here now, or the endpoint answers `unknown_session`)."""
+        if session_id is None or self.registry.get(session_id) is not None:
+            return None
+        lock = self._claims.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            if self.registry.get(session_id) is not None:
+                return None
+            owner = await self._membership.owner_of(session_id)
+            if owner is None:
+                return None
+            if owner != self._node and await self._membership.alive(owner):
+                return OpenReply(redirect=owner)
+            not_before = time.time() - self.registry.limits.grace_period_s
+            try:
+                logged = await self._log.claim(session_id, not_before)
+            except ClaimContested:
+                return OpenReply(retry=True)
+            finally:
+                self._claims.pop(session_id, None)
+            if logged is not None:
+                self.registry.restore(logged.session_id, logged.config, logged.owner, logged.inputs)
+        return None
+
+    def _take(self, request: OpenRequest) -> OpenReply:
+        """Feed the frame to a new endpoint; keep it when it opened or resumed a session."""
+        link = BrokerConnection(self._nc, self._node, request.reply_to, self._log)
+        endpoint = ClientEndpoint(self.registry, request.principal, link)
+        endpoint.handle_frame(request.frame)
+        if endpoint.session is None:
+            self._detach_later(link)
+            return OpenReply()
+        link.session_id = endpoint.session.session_id
+        self._connections[request.conn] = _Connection(endpoint, link)
+        return OpenReply(bound=True)
+
+    def _detach_later(self, link: BrokerConnection) -> None:
+        """An unbound connection's writer publishes its replies, then stops."""
+        link.notify_when_drained(lambda: self._spawn(link.finish()))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- bound connections -------------------------------------------------------------
+
+    async def _on_frame(self, message: Msg) -> None:
+        conn = message.subject.rsplit(".", 1)[-1]
+        connection = self._connections.get(conn)
+        if connection is None:
+            return
+        if message.headers and CLOSE in message.headers:
+            del self._connections[conn]
+            connection.endpoint.close()
+            await connection.link.finish()
+            return
+        connection.endpoint.handle_frame(message.data.decode())
+
+    def _lost(self, session_id: str) -> None:
+        """Another node took the session over: free it here, send its connection on."""
+        for conn, connection in list(self._connections.items()):
+            if connection.link.session_id == session_id:
+                del self._connections[conn]
+        self.registry.release(
+            session_id, CLOSE_MOVED, "the session moved to another orchestrator; resume"
+        )
+
+    async def _check_owned(self) -> None:
+        """After this node's lease ran out: give up each session now recorded as another's."""
+        for session_id in self.registry.session_ids():
+            owner = await self._membership.owner_of(session_id)
+            if owner != self._node:
+                self._log.forget(session_id)
+                self._lost(session_id)
+
+
+def _resumed_session(frame: str) -> str | None:
+    """The session a `hello` frame resumes, if it is one."""
+    try:
+        parsed = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(parsed, dict) and parsed.get("type") == "hello":
+        session_id = parsed.get("session_id")
+        return session_id if isinstance(session_id, str) else None
+    return None

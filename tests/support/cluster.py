@@ -1,0 +1,141 @@
+"""Gateways and orchestrators as real processes on one NATS server, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_service.local_nats import LocalNats
+from tests.support.procs import ServiceProcess, free_port
+from tests.support.stack import TEST_TOKEN
+
+LEASE_TTL_S = 2.0
+# Five Python services importing at once on a shared two-core machine.
+STARTUP_S = 90.0
+
+
+@dataclass
+class Cluster:
+    """The processes of one cluster, by role."""
+
+    nats: LocalNats
+    gateways: list[ServiceProcess] = field(default_factory=list)
+    orchestrators: list[ServiceProcess] = field(default_factory=list)
+    token: str = TEST_TOKEN
+
+    def gateway_url(self, index: int) -> str:
+        """Where an IDE connects to gateway `index`."""
+        return (
+            self.gateways[index]
+            .health_url.replace("http://", "ws://")
+            .replace(  # type: ignore[union-attr]
+                "/healthz", "/v1/ws"
+            )
+        )
+
+    def sessions_of(self, orchestrator: ServiceProcess) -> int:
+        """How many sessions the orchestrator's /healthz says it holds."""
+        assert orchestrator.health_url is not None
+        with urllib.request.urlopen(orchestrator.health_url, timeout=5) as response:
+            return int(json.loads(response.read())["sessions"])
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different (held together while they are chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def orchestrator_process(
+    work_dir: Path,
+    nats_url: str,
+    upstream_url: str,
+    number: int,
+    *extra: str,
+    port: int | None = None,
+) -> ServiceProcess:
+    """One orchestrator node on the broker, talking to the fake upstream."""
+    port = port or free_port()
+    return ServiceProcess(
+        [
+            "orchestrator",
+            "--orchestrator-port",
+            str(port),
+            "--broker",
+            nats_url,
+            "--lease-ttl",
+            str(LEASE_TTL_S),
+            "--llm-base-url",
+            upstream_url,
+            "--model",
+            "fake-model",
+            "--drain-timeout",
+            "0",
+            *extra,
+        ],
+        f"http://127.0.0.1:{port}/healthz",
+        work_dir / f"orchestrator-{number}.log",
+        health_timeout=STARTUP_S,
+    )
+
+
+def gateway_process(
+    work_dir: Path, nats_url: str, number: int, port: int | None = None
+) -> ServiceProcess:
+    """One gateway on the broker."""
+    port = port or free_port()
+    return ServiceProcess(
+        [
+            "gateway",
+            "--gateway-port",
+            str(port),
+            "--broker",
+            nats_url,
+            "--proxy-url",
+            "none",
+        ],
+        f"http://127.0.0.1:{port}/healthz",
+        work_dir / f"gateway-{number}.log",
+        {"AGENT_TOKEN": TEST_TOKEN},
+        health_timeout=STARTUP_S,
+    )
+
+
+@contextlib.contextmanager
+def running_cluster(
+    work_dir: Path, nats: LocalNats, upstream_url: str, gateways: int = 2, orchestrators: int = 3
+) -> Iterator[Cluster]:
+    """Start the orchestrators, then the gateways; stop all with SIGTERM at the end (a process
+    a test killed or stopped is left as it is)."""
+    cluster = Cluster(nats)
+    try:
+        ports = [port for port in distinct_ports(orchestrators + gateways + 1) if port != nats.port]
+        cluster.orchestrators = [
+            orchestrator_process(work_dir, nats.url, upstream_url, number, port=ports.pop())
+            for number in range(orchestrators)
+        ]
+        cluster.gateways = [
+            gateway_process(work_dir, nats.url, number, port=ports.pop())
+            for number in range(gateways)
+        ]
+        with ThreadPoolExecutor(len(cluster.orchestrators) + gateways) as pool:
+            list(pool.map(ServiceProcess.start, [*cluster.orchestrators, *cluster.gateways]))
+        yield cluster
+    finally:
+        for process in [*cluster.gateways, *cluster.orchestrators]:
+            if process.proc is not None and process.proc.poll() is None:
+                process.proc.send_signal(signal.SIGCONT)
+                process.stop()
