@@ -11,8 +11,9 @@ cancel lands in a live stream cannot be reproduced; so is one whose user decided
 approvals, changed the mode, steered or reverted files (the reference IDE declares none
 of that; `replay --verify` checks such a session offline).
 
-Events are compared in order, field by field, after dropping `VOLATILE_FIELDS`;
-the first difference stops the replay.
+Events are compared in order, field by field, after dropping `VOLATILE_FIELDS`
+and `seq`, with each run of text deltas taken as one (see `EventCheck`); the
+first difference stops the replay.
 """
 
 from __future__ import annotations
@@ -121,34 +122,75 @@ class RecordedTools:
 
 
 class EventCheck:
-    """Compares every live numbered event with the recorded one at the same position."""
+    """Compares the live numbered events with the recorded ones, in order.
+
+    A run of `agent_delta`s is compared as one event with the run's text: the protocol lets
+    the orchestrator merge text that arrived together, so how a stream splits into
+    deltas (and therefore each later `seq`) depends on timing, not on the session.
+    """
 
     def __init__(self, recording: IdeRecording) -> None:
-        self._expected = recording.events
+        self._expected = _text_merged([_comparable(event) for event in recording.events])
+        self._delta: dict[str, Any] | None = None
+        self._next = 0
         self.matched = 0
+        """Recorded events matched so far (a run of deltas counts as all of its events)."""
 
     def __call__(self, frame: ServerMessage) -> None:
         """Check one live event; raises ReplayError (`replay_diverged`) at a difference."""
         got = _comparable(frame)
-        if self.matched == len(self._expected):
-            raise _diverged(
-                f"at event {self.matched + 1}: the live session sent an event the recording "
-                f"does not have\n  got {_shown(got)}"
-            )
-        expected = _comparable(self._expected[self.matched])
-        if got != expected:
-            raise _diverged(f"at event {self.matched + 1}:\n{_field_differences(expected, got)}")
-        self.matched += 1
+        if got.get("type") == "agent_delta":
+            if self._delta is None:
+                self._delta = got
+            else:
+                self._delta["text"] += got["text"]
+            return
+        self._check_delta()
+        self._check(got)
 
     def finish(self) -> None:
         """After the last turn: every recorded event must have come."""
-        missing = len(self._expected) - self.matched
-        if missing:
-            first = _comparable(self._expected[self.matched])
+        self._check_delta()
+        if self._next < len(self._expected):
+            missing = sum(count for _, count in self._expected[self._next :])
+            first, _ = self._expected[self._next]
             raise _diverged(
                 f"at event {self.matched + 1}: the recording has {missing} more events, which "
                 f"the live session did not send; the first:\n  expected {_shown(first)}"
             )
+
+    def _check_delta(self) -> None:
+        if self._delta is not None:
+            delta, self._delta = self._delta, None
+            self._check(delta)
+
+    def _check(self, got: dict[str, Any]) -> None:
+        if self._next == len(self._expected):
+            raise _diverged(
+                f"at event {self.matched + 1}: the live session sent an event the recording "
+                f"does not have\n  got {_shown(got)}"
+            )
+        expected, count = self._expected[self._next]
+        if {**got, "seq": expected["seq"]} != expected:
+            raise _diverged(
+                f"at event {self.matched + 1} (recorded seq {expected['seq']}):\n"
+                f"{_field_differences(expected, {**got, 'seq': expected['seq']})}"
+            )
+        self._next += 1
+        self.matched += count
+
+
+def _text_merged(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """The events with each run of `agent_delta`s as one; each with how many it stands for."""
+    merged: list[tuple[dict[str, Any], int]] = []
+    for event in events:
+        if merged and merged[-1][0]["type"] == event["type"] == "agent_delta":
+            previous, count = merged[-1]
+            previous["text"] += event["text"]
+            merged[-1] = (previous, count + 1)
+        else:
+            merged.append((dict(event), 1))
+    return merged
 
 
 async def replay_turns(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 
@@ -172,6 +173,19 @@ STREAM_EXCEPTIONS: tuple[tuple[type[BaseException], ErrorCode, str], ...] = (
 """An exception raised while the body streams (the SDK wraps none of them) → code and
 message, first match; any other means the stream broke: `llm_truncated`."""
 
+UNREACHABLE_CAUSES: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError,)
+"""Causes under an SDK error that mean the endpoint could not be reached at all: the SDK's
+aiohttp transport reports a refused connection as a connect *timeout*."""
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, kinds):
+            return True
+        cause = cause.__cause__
+    return False
+
 
 def _failure(request_id: str, exc: BaseException, streaming: bool) -> LlmFailed:
     if isinstance(exc, openai.APIStatusError):
@@ -188,7 +202,8 @@ def _failure(request_id: str, exc: BaseException, streaming: bool) -> LlmFailed:
             detail,
         )
     transport = LlmFailureKind.TRANSPORT
-    if isinstance(exc, openai.APITimeoutError):
+    unreachable = _caused_by(exc, UNREACHABLE_CAUSES)
+    if isinstance(exc, openai.APITimeoutError) and not unreachable:
         return LlmFailed(
             request_id, ErrorCode.LLM_TIMEOUT, "the LLM endpoint did not answer in time", transport
         )

@@ -53,7 +53,7 @@ async def test_cluster_serves_through_every_gateway_and_stops_cleanly(
     )
     try:
         for port in (gateway, gateway + 1):
-            wait_healthy(f"http://127.0.0.1:{port}/healthz", 120, proc=process)
+            wait_healthy(f"http://127.0.0.1:{port}/healthz", 120, process=process)
         first = await ProtocolClient.connect(f"ws://127.0.0.1:{gateway}/v1/ws", TEST_TOKEN)
         session = await first.hello()
         frames = await first.run_turn("hello")
