@@ -145,14 +145,4 @@ def _serve(args: argparse.Namespace, broker: str, stop: threading.Event) -> int:
         file=sys.stderr,
         flush=True,
     )
-    failed = None
-    while not stop.wait(0.5):
-        failed = stack.failed_service()
-        if failed:
-            print(f"agent-service cluster: {failed} exited; stopping the others", file=sys.stderr)
-            break
-    codes = stack.stop()
-    unclean = {name: code for name, code in codes.items() if code != 0}
-    if unclean:
-        print(f"agent-service cluster: unclean exits {unclean}", file=sys.stderr)
-    return 1 if failed or unclean else 0
+    return stack.run_until_stopped(stop, "cluster")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -162,6 +163,24 @@ class ServiceStack:
             if process.poll() is not None:
                 return name
         return None
+
+    def run_until_stopped(self, stop: threading.Event, command: str) -> int:
+        """Watch the services until `stop` is set or one exits, then stop them all;
+        the command's exit code (1 when a service failed or exited uncleanly)."""
+        failed = None
+        while not stop.wait(0.5):
+            failed = self.failed_service()
+            if failed:
+                print(
+                    f"agent-service {command}: {failed} exited; stopping the others",
+                    file=sys.stderr,
+                )
+                break
+        codes = self.stop()
+        unclean = {name: code for name, code in codes.items() if code != 0}
+        if unclean:
+            print(f"agent-service {command}: unclean exits {unclean}", file=sys.stderr)
+        return 1 if failed or unclean else 0
 
     def stop(self, timeout_s: float = 20.0) -> dict[str, int]:
         """SIGTERM in reverse order, wait, SIGKILL stragglers; return the exit codes."""

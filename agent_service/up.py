@@ -182,17 +182,7 @@ def run(args: argparse.Namespace) -> int:
     _announce(config, args)
     for problem in upstream_problems(config):
         print(f"agent-service up: warning: {problem}", file=sys.stderr, flush=True)
-    failed = None
-    while not stop.wait(0.5):
-        failed = stack.failed_service()
-        if failed:
-            print(f"agent-service up: {failed} exited; stopping the others", file=sys.stderr)
-            break
-    codes = stack.stop()
-    unclean = {name: code for name, code in codes.items() if code != 0}
-    if unclean:
-        print(f"agent-service up: unclean exits {unclean}", file=sys.stderr)
-    return 1 if failed or unclean else 0
+    return stack.run_until_stopped(stop, "up")
 
 
 def _announce(config: StackConfig, args: argparse.Namespace) -> None:

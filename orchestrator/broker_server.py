@@ -20,8 +20,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from nats.aio.client import Client
@@ -30,6 +29,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from orchestrator.endpoint import ClientEndpoint
+from orchestrator.frame_queue import QueuedConnection
 from orchestrator.membership import Membership
 from orchestrator.session_log import ClaimContested, SessionLog
 from orchestrator.sessions import SessionRegistry
@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 CLOSE_MOVED = 1011
 
 
-class BrokerConnection:
-    """One IDE connection relayed over NATS, as a session `Attachment`."""
+class BrokerConnection(QueuedConnection):
+    """One IDE connection relayed over NATS, as a session `Attachment`: its frames are
+    published once the session's log holds everything recorded before them."""
 
     def __init__(self, nc: Client, node: str, subject: str, session_log: SessionLog) -> None:
         self.session_id: str | None = None
@@ -61,76 +62,24 @@ class BrokerConnection:
         self._subject = subject
         self._log = session_log
         self._chunk = max(nc.max_payload - HEADER_ROOM, 4096)
-        self._queue: deque[str] = deque()
-        self._queued_chars = 0
-        self._wake = asyncio.Event()
-        self._close: tuple[int, str] | None = None
-        self._drained: list[Callable[[], None]] = []
-        self._writer = asyncio.get_running_loop().create_task(self._write())
+        super().__init__()
 
-    @property
-    def backlog(self) -> int:
-        """Characters queued and not yet published."""
-        return self._queued_chars
+    async def write_frames(self, frames: list[str]) -> None:
+        """One message (in chunks when large), once the log is durable; none when the
+        session was lost meanwhile (the IDE resumes from its owner)."""
+        session_id = self.session_id
+        deliverable = session_id is None or await self._log.durable(
+            session_id, self._log.appended(session_id)
+        )
+        if deliverable:
+            await self._publish("\n".join(frames).encode())
 
-    def send(self, text: str) -> None:
-        """Queue one frame."""
-        if self._close is None:
-            self._queue.append(text)
-            self._queued_chars += len(text)
-            self._wake.set()
-
-    def notify_when_drained(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once every queued frame is published."""
-        if self._queue:
-            self._drained.append(callback)
-        else:
-            callback()
-
-    def close(self, code: int, reason: str) -> None:
-        """Close after the queued frames are published."""
-        if self._close is None:
-            self._close = (code, reason)
-            self._wake.set()
-
-    async def finish(self) -> None:
-        """Stop the writer: the connection is gone."""
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-
-    async def wait_closed(self, timeout_s: float) -> None:
-        """Wait (up to `timeout_s`) until the requested close was published."""
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout_s)
-
-    async def _write(self) -> None:
-        queue = self._queue
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while queue:
-                count = len(queue)
-                session_id = self.session_id
-                deliverable = session_id is None or await self._log.durable(
-                    session_id, self._log.appended(session_id)
-                )
-                frames = [queue.popleft() for _ in range(count)]
-                self._queued_chars -= sum(len(frame) for frame in frames)
-                if deliverable:
-                    await self._publish("\n".join(frames).encode())
-            if self._drained:
-                callbacks, self._drained = self._drained, []
-                for callback in callbacks:
-                    callback()
-            if self._close is not None:
-                with contextlib.suppress(NatsError):
-                    await self._nc.publish(
-                        self._subject,
-                        b"",
-                        headers={NODE: self._node, CLOSE: encode_close(*self._close)},
-                    )
-                return
+    async def write_close(self, code: int, reason: str) -> None:
+        """The close, as a header the gateway passes on to the IDE."""
+        with contextlib.suppress(NatsError):
+            await self._nc.publish(
+                self._subject, b"", headers={NODE: self._node, CLOSE: encode_close(code, reason)}
+            )
 
     async def _publish(self, data: bytes) -> None:
         pieces = chunks(data, self._chunk)

@@ -318,26 +318,24 @@ def test_up_says_at_start_when_the_llm_endpoint_refuses_its_key() -> None:
     assert "not-the-key" not in output
 
 
-def _orchestrator_on(
-    candidates: list[int], port_from: dict[str, str], config: Path, *flags: str
-) -> int:
-    """Start the orchestrator with `config`, find which of the candidate ports it serves."""
+def _orchestrator_on(port_from: dict[str, str], config: Path, *flags: str) -> int:
+    """Start the orchestrator with `config`; the port it says it listens on (read from its
+    log, since a probe of candidate ports can meet another test's server on a reused one)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "agent_service", "orchestrator", "--config", str(config), *flags],
         cwd=ROOT,
         env={**os.environ, **port_from},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
+    assert child.stderr is not None
     try:
-        for _ in range(400):
-            assert child.poll() is None, child.communicate()[1]
-            for port in candidates:
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        return port
-            time.sleep(0.05)
-        raise TimeoutError("the orchestrator never listened")
+        for line in child.stderr:
+            record = json.loads(line)
+            if record["msg"] == "orchestrator listening":
+                return int(record["port"])
+        raise AssertionError(f"the orchestrator exited with {child.wait()} before listening")
     finally:
         child.send_signal(signal.SIGTERM)
         child.communicate(timeout=30)
@@ -345,15 +343,14 @@ def _orchestrator_on(
 
 def test_a_config_file_sets_defaults_under_env_and_flags(tmp_path: Path) -> None:
     from_file, from_env, from_flag = (free_port() for _ in range(3))
-    ports = [from_file, from_env, from_flag]
     config = tmp_path / "config.toml"
     config.write_text(f'host = "127.0.0.1"\n\n[orchestrator]\norchestrator-port = {from_file}\n')
 
     env = {"AGENT_ORCHESTRATOR_PORT": str(from_env)}
     flag = ("--orchestrator-port", str(from_flag))
-    assert _orchestrator_on(ports, {}, config) == from_file
-    assert _orchestrator_on(ports, env, config) == from_env
-    assert _orchestrator_on(ports, env, config, *flag) == from_flag
+    assert _orchestrator_on({}, config) == from_file
+    assert _orchestrator_on(env, config) == from_env
+    assert _orchestrator_on(env, config, *flag) == from_flag
 
 
 def test_the_default_config_file_is_read_from_the_config_home(tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
-    health_timeout: float = 20.0
+    health_timeout: float = 60.0
+    """Long enough for `up` to start its three services one after the other on a loaded
+    machine (each imports for seconds there); a bound on hanging, not a speed target."""
 
     def start(self) -> ServiceProcess:
         """Start it and wait until it is healthy."""
