@@ -732,9 +732,25 @@ class SessionCore:
         """Take the new approval mode for the calls to come: `approval_mode`."""
         event: ApprovalModeSet = ev.kwargs["event"]
         self._mode = event.mode
+        if event.mode == ApprovalMode.READ_ONLY and self._turn is not None:
+            self._refuse_undispatched_writes(self._turn)
         self._emit(
             ApprovalModeChanged(session_id=self.session_id, seq=self._next_seq(), mode=event.mode)
         )
+
+    def _refuse_undispatched_writes(self, turn: _Turn) -> None:
+        """Write calls of the response still streaming were checked while writes were
+        offered; now that the session is read-only they are answered as not offered."""
+        for call in turn.calls:
+            if (
+                call.problem is None
+                and call.ide_name in WRITE_TOOL_NAMES
+                and call.answer is None
+                and call.call_id not in turn.pending
+            ):
+                call.problem = (
+                    f"tool {call.model_call.name!r} is not offered: the session is read-only"
+                )
 
     def note_revert(self, ev: EventData) -> None:
         """Tell the model that these files are back as before that turn: `files_reverted`."""

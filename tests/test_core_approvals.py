@@ -226,6 +226,18 @@ def test_core_in_read_only_offers_no_write_tool_says_why_and_allows_no_waiting_c
     assert not calls_of(out) and shapes(out)[0] == "error:invalid_tool_call"
 
 
+def test_a_write_call_still_streaming_when_the_session_turns_read_only_is_never_sent() -> None:
+    core = started(replace(ASK, approval="auto-edit"))
+    request = core.current_request_id
+    assert request is not None
+    core.handle(LlmToolCallsCompleted(request, (call("git_diff"), WRITE_A)))
+    core.handle(ApprovalModeSet("read-only"))
+    out = core.handle(LlmStreamEnded(request, "tool_calls"))
+
+    assert [c.tool for c in calls_of(out)] == ["git.diff"]
+    assert shapes(out)[0] == "error:invalid_tool_call"
+
+
 def test_core_in_auto_edit_never_asks_and_says_why_a_write_runs() -> None:
     core = started(replace(ASK, approval="auto-edit"))
 
