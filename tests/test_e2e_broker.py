@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +129,22 @@ async def resume_elsewhere(
     return client, time.monotonic() - started
 
 
-async def test_session_moves_when_its_owner_is_killed_while_streaming(
-    cluster: Cluster, upstream: FakeUpstream
-) -> None:
-    words = " ".join(f"w{n}" for n in range(400))
+def long_or_short(words: str) -> Callable[[dict[str, Any]], list[Step]]:
+    """The model's script: `words` paced for the message "long", a short answer otherwise."""
 
     def script(request: dict[str, Any]) -> list[Step]:
         if request["messages"][-1]["content"] == "long":
             return paced(text_stream(words), 0.02)
         return text_stream("short answer")
 
-    upstream.reset(script)
+    return script
+
+
+async def test_session_moves_when_its_owner_is_killed_while_streaming(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    words = " ".join(f"w{n}" for n in range(400))
+    upstream.reset(long_or_short(words))
     first = await connect(cluster, 0)
     session = await first.hello()
     await first.send({"type": "user_message", "content": "long"})
@@ -216,13 +221,7 @@ async def test_a_stopped_owner_that_comes_back_does_not_act_as_owner(
     cluster: Cluster, upstream: FakeUpstream
 ) -> None:
     words = " ".join(f"w{n}" for n in range(300))
-
-    def script(request: dict[str, Any]) -> list[Step]:
-        if request["messages"][-1]["content"] == "long":
-            return paced(text_stream(words), 0.02)
-        return text_stream("short answer")
-
-    upstream.reset(script)
+    upstream.reset(long_or_short(words))
     first = await connect(cluster, 0)
     session = await first.hello()
     session_id = session["session_id"]
