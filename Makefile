@@ -33,7 +33,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy acp_agent agent_service benchmarks gateway htmlpage ide_client llm_proxy orchestrator service_logging transcripts wire
+	$(BIN)/mypy acp_agent agent_service benchmarks gateway htmlpage ide_client llm_proxy orchestrator service_health service_logging transcripts wire
 	$(BIN)/lint-imports
 
 # The pages' tests load them in headless Chromium: Debian's package, installed when missing.

@@ -41,13 +41,16 @@ from ide_client import IdeClientError, PatchError, ToolCode, Workspace
 from wire import (
     BY_IDE_NAME,
     AgentServiceError,
+    ApplyPatchArguments,
     ApprovalRequest,
+    GitDiffArguments,
+    ReadFileArguments,
     ToolCall,
     ToolError,
     ToolErrorCode,
     ToolResult,
+    WriteFileArguments,
 )
-from wire.tools import ApplyPatchArguments, GitDiffArguments, ReadFileArguments, WriteFileArguments
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from agent_service.options import env
 from agent_service.orchestrator_command import build_registry
 from agent_service.stack import ServiceStack, StackConfig
 from gateway import GatewaySettings, build_app, serve
-from orchestrator.llm_client import LlmSettings
-from orchestrator.recording import Recorder, flushed_in_background
+from orchestrator import LlmSettings, Recorder, flushed_in_background
 from service_logging import configure_logging
 
 

@@ -24,11 +24,7 @@ from agent_service.options import (
     env,
 )
 from agent_service.stack import ServiceStack, StackConfig, StackError
-from ide_client.client import IdeClient
-from ide_client.display import ConsoleDisplay
-from ide_client.sample import create_sample_workspace
-from ide_client.tools import ToolRunner
-from ide_client.workspace import Workspace
+from ide_client import ConsoleDisplay, IdeClient, ToolRunner, Workspace, create_sample_workspace
 from wire import SessionState
 
 DEMO_MESSAGE = "Add logging to src/auth.js"

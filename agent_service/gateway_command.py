@@ -35,7 +35,7 @@ from gateway import (
 )
 
 if TYPE_CHECKING:
-    from gateway.broker_link import BrokerLink
+    from gateway import BrokerLink
 from service_logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     link: OrchestratorLink = WebSocketLink(args.orchestrator_url, args.internal_token)
     if args.broker:
         # imported here: a gateway without a broker never loads the NATS client
-        from gateway.broker_link import BrokerLink
+        from gateway import BrokerLink
 
         link = broker_link = BrokerLink(args.broker)
     settings = GatewaySettings(

@@ -51,25 +51,32 @@ from agent_service.ide_replay import (
 )
 from agent_service.options import add_number, add_token, env
 from agent_service.transcript_flags import add_db_flag, open_db
-from ide_client import terminal
-from ide_client.approvals import QUESTION, ApprovalAnswer, preview, read_answer
-from ide_client.checkpoints import CheckpointStore
-from ide_client.client import DEFAULT_URL, IdeClient
-from ide_client.display import ConsoleDisplay, describe_call
-from ide_client.errors import IdeClientError, ReplayError
-from ide_client.recent_sessions import (
+from ide_client import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_URL,
     HISTORY_FILE,
+    QUESTION,
+    ApprovalAnswer,
+    CheckpointStore,
+    ConsoleDisplay,
+    IdeClient,
+    IdeClientError,
     RecentSession,
     RecentSessions,
+    ReplayError,
+    ToolRunner,
+    Workspace,
+    create_sample_workspace,
+    describe_call,
+    find_repository,
+    preview,
+    read_answer,
     skip_history,
     state_dir,
+    terminal,
 )
-from ide_client.repository import find_repository
-from ide_client.sample import create_sample_workspace
-from ide_client.terminal.commands import Command, Invocation, Unknown, parse_line
-from ide_client.tools import ToolRunner
-from ide_client.workspace import DEFAULT_MAX_FILE_BYTES, Workspace
-from orchestrator.codec import CodecError
+from ide_client.terminal import Command, Invocation, Unknown, parse_line
+from orchestrator import CodecError
 from service_logging import configure_logging
 from transcripts import TranscriptError
 from wire import ApprovalMode, ApprovalRequest, Decision, SessionState

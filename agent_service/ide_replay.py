@@ -23,18 +23,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ide_client.client import IdeClient
-from ide_client.errors import ReplayCode, ReplayError
-from orchestrator.codec import check_version, decode_command, decode_config, decode_event
-from orchestrator.commands import Command, EmitEvent, RejectEvent
-from orchestrator.events import (
+from ide_client import IdeClient, ReplayCode, ReplayError
+from orchestrator import (
     ApprovalAnswered,
     ApprovalModeSet,
     CancelRequested,
+    Command,
+    EmitEvent,
     Event,
     FilesRevertedByUser,
+    RejectEvent,
     ToolResultReceived,
     UserMessageReceived,
+    check_version,
+    decode_command,
+    decode_config,
+    decode_event,
 )
 from transcripts import INPUT, TranscriptStore
 from wire import (

@@ -12,8 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from gateway import SessionChannel
-from orchestrator.endpoint import ClientEndpoint
-from orchestrator.sessions import SessionRegistry
+from orchestrator import ClientEndpoint, SessionRegistry
 
 CLOSE_NORMAL = 1000
 

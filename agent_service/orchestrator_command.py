@@ -20,11 +20,18 @@ from agent_service.options import (
     add_port,
 )
 from agent_service.transcript_flags import add_recording_flags, open_recorder
-from orchestrator.core import CoreConfig
-from orchestrator.llm_client import LlmClient, LlmSettings, lookup_context_window
-from orchestrator.recording import Recorder, flushed_in_background
-from orchestrator.server import OrchestratorServer, ServerSettings
-from orchestrator.sessions import SessionLimits, SessionRegistry
+from orchestrator import (
+    CoreConfig,
+    LlmClient,
+    LlmSettings,
+    OrchestratorServer,
+    Recorder,
+    ServerSettings,
+    SessionLimits,
+    SessionRegistry,
+    flushed_in_background,
+    lookup_context_window,
+)
 from service_logging import configure_logging
 from transcripts import TranscriptError, sessions_to_restore
 
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         # imported here: an orchestrator without a broker never loads the NATS client
-        from orchestrator.broker_node import BrokerUnavailable
+        from orchestrator import BrokerUnavailable
 
         try:
             asyncio.run(_serve_on_broker(args))
@@ -187,7 +194,7 @@ def _server(args: argparse.Namespace, registry: SessionRegistry) -> Orchestrator
 
 async def _serve_on_broker(args: argparse.Namespace) -> None:
     """One node of a cluster: sessions come over NATS and live in the broker's log."""
-    from orchestrator.broker_node import BrokerNode, BrokerSettings
+    from orchestrator import BrokerNode, BrokerSettings
 
     node = await BrokerNode.connect(BrokerSettings(args.broker, args.lease_ttl, args.log_max_age))
     registry = build_registry(args, node.session_log, on_freed=node.session_log.forget)

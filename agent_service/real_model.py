@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 from websockets.asyncio.client import connect
 
-from orchestrator.core import DEFAULT_SYSTEM_PROMPT
+from orchestrator import DEFAULT_SYSTEM_PROMPT
 from service_health import wait_healthy
 from wire import OPENAI_TOOLS
 

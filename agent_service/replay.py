@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from agent_service.transcript_flags import add_db_flag, open_db
-from orchestrator.codec import CodecError
+from orchestrator import CodecError
 from transcripts import TranscriptError, TranscriptStore, replay_steps, verify_session
 
 DIVERGED = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from agent_service.options import env
-from orchestrator.recording import NullRecorder, Recorder
+from orchestrator import NullRecorder, Recorder
 from transcripts import Redactor, StoreError, TranscriptRecorder, TranscriptStore
 
 

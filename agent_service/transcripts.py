@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from agent_service.transcript_flags import add_db_flag, open_db
-from orchestrator.codec import CodecError
+from orchestrator import CodecError
 from transcripts import (
     TranscriptError,
     jsonl_lines,

@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.patch_corpus import Case, build_corpus, kinds, source_files
-from ide_client.errors import ToolFailure
-from ide_client.tools import ToolRunner
-from ide_client.workspace import Workspace
+from ide_client import ToolFailure, ToolRunner, Workspace
 
 APPLIED, REFUSED, WRONG = "applied", "refused", "wrong"
 

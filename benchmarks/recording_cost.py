@@ -14,10 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.codec import encode
-from orchestrator.commands import Command, EmitEvent
-from orchestrator.core import CoreConfig
-from orchestrator.events import LlmTextDelta
+from orchestrator import Command, CoreConfig, EmitEvent, LlmTextDelta, encode
 from transcripts import TranscriptRecorder
 from wire import AgentDelta
 

@@ -11,12 +11,29 @@ and `details` say which hunks were refused and why. Write the result all or noth
 `undo` can put a turn's files back; `CheckpointError` says why it would not).
 """
 
-from ide_client.approvals import ApprovalAnswer, ApprovalHandler
+from ide_client import terminal
+from ide_client.approvals import QUESTION, ApprovalAnswer, ApprovalHandler, preview, read_answer
 from ide_client.checkpoints import CheckpointCode, CheckpointError, CheckpointStore, Reverted
 from ide_client.client import DEFAULT_URL, IdeClient, Turn, run_one_turn
-from ide_client.display import ConsoleDisplay
-from ide_client.errors import GatewayCode, GatewayError, IdeClientError, ToolCode, ToolFailure
+from ide_client.display import ConsoleDisplay, describe_call
+from ide_client.errors import (
+    GatewayCode,
+    GatewayError,
+    IdeClientError,
+    ReplayCode,
+    ReplayError,
+    ToolCode,
+    ToolFailure,
+)
 from ide_client.patch import Conflict, PatchConflict, PatchError, PlannedFile, plan_patch
+from ide_client.recent_sessions import (
+    HISTORY_FILE,
+    RecentSession,
+    RecentSessions,
+    skip_history,
+    state_dir,
+)
+from ide_client.repository import find_repository
 from ide_client.sample import create_sample_workspace
 from ide_client.tools import ToolRunner
 from ide_client.workspace import AGENT_CONFIG_DIR, DEFAULT_MAX_FILE_BYTES, Workspace
@@ -25,6 +42,8 @@ __all__ = [
     "AGENT_CONFIG_DIR",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_URL",
+    "HISTORY_FILE",
+    "QUESTION",
     "ApprovalAnswer",
     "ApprovalHandler",
     "CheckpointCode",
@@ -39,6 +58,10 @@ __all__ = [
     "PatchConflict",
     "PatchError",
     "PlannedFile",
+    "RecentSession",
+    "RecentSessions",
+    "ReplayCode",
+    "ReplayError",
     "Reverted",
     "ToolCode",
     "ToolFailure",
@@ -46,6 +69,13 @@ __all__ = [
     "Turn",
     "Workspace",
     "create_sample_workspace",
+    "describe_call",
+    "find_repository",
     "plan_patch",
+    "preview",
+    "read_answer",
     "run_one_turn",
+    "skip_history",
+    "state_dir",
+    "terminal",
 ]

@@ -68,6 +68,7 @@ from wire import (
     ClientInfo,
     ContextReport,
     Error,
+    ErrorCode,
     FilesReverted,
     FilesRevertedEvent,
     Hello,
@@ -83,7 +84,6 @@ from wire import (
     UserMessage,
     encode,
 )
-from wire.codes import ErrorCode
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/ws"
 CLIENT_NAME = "agent-service-ide"

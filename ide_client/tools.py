@@ -21,14 +21,19 @@ from ide_client.git import DEFAULT_GIT_TIMEOUT, git_diff
 from ide_client.patch import PatchError, PlannedFile, parse_patch, plan_file_patches
 from ide_client.repository import find_repository
 from ide_client.workspace import FileChange, FileRead, Target, Workspace
-from wire import BY_IDE_NAME, ErrorCode, ToolCall, ToolError, ToolResult, validation_problems
-from wire.tools import (
+from wire import (
+    BY_IDE_NAME,
     ApplyPatchArguments,
+    ErrorCode,
     GitDiffArguments,
     ListFilesArguments,
     ReadFileArguments,
     SearchArguments,
+    ToolCall,
+    ToolError,
+    ToolResult,
     WriteFileArguments,
+    validation_problems,
 )
 
 log = logging.getLogger(__name__)

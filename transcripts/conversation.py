@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from orchestrator.commands import EmitEvent, RejectEvent
-from orchestrator.events import CancelRequested, ToolResultReceived, UserMessageReceived
+from orchestrator import (
+    CancelRequested,
+    EmitEvent,
+    RejectEvent,
+    ToolResultReceived,
+    UserMessageReceived,
+)
 from transcripts.exchanges import Exchange
 from wire import AgentDelta, AgentMessage, Error, ToolCall
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from orchestrator.codec import decode_command, decode_event
-from orchestrator.commands import Command, RejectEvent
-from orchestrator.events import Event
+from orchestrator import Command, Event, RejectEvent, decode_command, decode_event
 from transcripts.store import INPUT, EventRecord
 
 

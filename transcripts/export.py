@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from orchestrator.codec import decode_command, decode_config, decode_event
+from orchestrator import decode_command, decode_config, decode_event
 from transcripts.conversation import (
     Block,
     Cancelled,

@@ -13,10 +13,7 @@ from importlib import metadata
 from types import TracebackType
 from typing import TypeVar
 
-from orchestrator.codec import CODEC_VERSION, encode, encode_config
-from orchestrator.commands import Command
-from orchestrator.core import CoreConfig
-from orchestrator.events import Event
+from orchestrator import CODEC_VERSION, Command, CoreConfig, Event, encode, encode_config
 from transcripts.errors import RecordingError, StoreError
 from transcripts.redaction import Redactor
 from transcripts.store import INPUT, OUTPUT, NewRow, NewSession, TranscriptStore

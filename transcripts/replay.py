@@ -20,14 +20,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from orchestrator.codec import (
+from orchestrator import (
     CodecError,
+    SessionCore,
     check_version,
     decode_config,
     decode_event,
     encode,
 )
-from orchestrator.core import SessionCore
 from transcripts.errors import CorruptTranscript
 from transcripts.redaction import Redactor
 from transcripts.store import INPUT, EventRecord, SessionRecord, TranscriptStore

@@ -6,9 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.codec import check_version, decode_config, decode_event
-from orchestrator.core import CoreConfig
-from orchestrator.events import Event
+from orchestrator import CoreConfig, Event, check_version, decode_config, decode_event
 from transcripts.store import INPUT, TranscriptStore
 
 

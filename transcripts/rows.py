@@ -5,25 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.codec import COMMAND_TAGS, EVENT_TAGS
-from orchestrator.commands import (
+from orchestrator import (
+    COMMAND_TAGS,
+    EVENT_TAGS,
     AbortLlmRequest,
+    ApprovalAnswered,
+    ApprovalModeSet,
     ClearToolTimer,
     Command,
     EmitEvent,
-    RejectEvent,
-    StartLlmRequest,
-    StartToolTimer,
-)
-from orchestrator.events import (
-    ApprovalAnswered,
-    ApprovalModeSet,
     Event,
     FilesRevertedByUser,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
     LlmToolCallsCompleted,
+    RejectEvent,
+    StartLlmRequest,
+    StartToolTimer,
     ToolResultReceived,
     ToolTimedOut,
     UserMessageReceived,

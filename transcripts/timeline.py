@@ -12,13 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.commands import AbortLlmRequest, EmitEvent, StartLlmRequest
-from orchestrator.events import (
+from orchestrator import (
+    AbortLlmRequest,
     CancelRequested,
+    EmitEvent,
     LlmFailed,
     LlmStreamEnded,
     LlmTextDelta,
     LlmToolCallsCompleted,
+    StartLlmRequest,
     ToolResultReceived,
     ToolTimedOut,
     UserMessageReceived,

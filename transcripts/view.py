@@ -8,7 +8,7 @@ the page allows no script at all (see `htmlpage.document`).
 from __future__ import annotations
 
 from htmlpage import attrs, esc, markdown_html, page
-from orchestrator.codec import decode_config
+from orchestrator import decode_config
 from transcripts.conversation import (
     Block,
     Cancelled,

@@ -1,5 +1,6 @@
 """Wire models shared by the gateway, the orchestrator and IDE clients."""
 
+from wire import broker
 from wire.codes import SENT_CODES, ErrorCode, ToolErrorCode
 from wire.errors import AgentServiceError
 from wire.ide import (
@@ -56,8 +57,14 @@ from wire.tools import (
     TOOL_NAMES,
     TOOLS,
     WRITE_TOOL_NAMES,
+    ApplyPatchArguments,
+    GitDiffArguments,
+    ListFilesArguments,
+    ReadFileArguments,
+    SearchArguments,
     ToolArgumentsError,
     ToolSpec,
+    WriteFileArguments,
     offered_tools,
     openai_tools,
     parse_llm_call,
@@ -84,6 +91,7 @@ __all__ = [
     "AgentDelta",
     "AgentMessage",
     "AgentServiceError",
+    "ApplyPatchArguments",
     "Approval",
     "ApprovalDecision",
     "ApprovalMode",
@@ -102,9 +110,13 @@ __all__ = [
     "ErrorSource",
     "FilesReverted",
     "FilesRevertedEvent",
+    "GitDiffArguments",
     "Hello",
+    "ListFilesArguments",
     "LlmFailureKind",
     "NumberedEvent",
+    "ReadFileArguments",
+    "SearchArguments",
     "ServerMessage",
     "Session",
     "SessionState",
@@ -119,6 +131,8 @@ __all__ = [
     "Usage",
     "UserMessage",
     "UserMessageQueued",
+    "WriteFileArguments",
+    "broker",
     "encode",
     "json_schema",
     "offered_tools",

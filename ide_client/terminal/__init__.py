@@ -13,6 +13,7 @@ from typing import TextIO
 from ide_client.terminal.app import TerminalApp
 from ide_client.terminal.approve import TerminalApprovals
 from ide_client.terminal.changes import ChangeRecorder
+from ide_client.terminal.commands import Command, Invocation, Unknown, parse_line
 from ide_client.terminal.view import TerminalDisplay
 
 
@@ -23,4 +24,14 @@ def wanted(stdin: TextIO, stdout: TextIO, environ: Mapping[str, str] = os.enviro
     return stdin.isatty() and stdout.isatty()
 
 
-__all__ = ["ChangeRecorder", "TerminalApp", "TerminalApprovals", "TerminalDisplay", "wanted"]
+__all__ = [
+    "ChangeRecorder",
+    "Command",
+    "Invocation",
+    "TerminalApp",
+    "TerminalApprovals",
+    "TerminalDisplay",
+    "Unknown",
+    "parse_line",
+    "wanted",
+]
