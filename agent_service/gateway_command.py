@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         client_send_timeout_s=args.client_send_timeout,
     )
-    app = build_app(settings, link)
+    app = build_app(settings, link, members=broker_link.members if args.broker else None)
     if args.broker:
         app.before_server_start(_connect_early(broker_link))
     log.info("gateway listening", extra={"host": args.host, "port": args.gateway_port})

@@ -17,6 +17,7 @@ import errno
 import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 DEFAULT_MAX_CONNECTIONS = 2_000
 DEFAULT_CLIENT_SEND_TIMEOUT_S = 30.0
 CLOSE_TOO_SLOW = 4008
+HEALTH_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,18 @@ class GatewaySettings:
     client_send_timeout_s: float = DEFAULT_CLIENT_SEND_TIMEOUT_S
 
 
+Members = Callable[[], Awaitable[list[str]]]
+"""The orchestrators live on a broker now; raises LinkError when the broker cannot say."""
+
+
 def build_app(
-    settings: GatewaySettings, link: OrchestratorLink, name: str = "gateway"
+    settings: GatewaySettings,
+    link: OrchestratorLink,
+    name: str = "gateway",
+    members: Members | None = None,
 ) -> Sanic[Any, Any]:
-    """The gateway app, relaying through `link`."""
+    """The gateway app, relaying through `link`; on a broker, `members` tells /healthz which
+    orchestrators hold a lease."""
     app: Sanic[Any, Any] = Sanic(name, configure_logging=False, strict_slashes=True)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes * 4
     # uvloop can drop a SIGTERM that lands during Sanic's startup; asyncio's loop cannot.
@@ -106,8 +116,11 @@ def build_app(
         }
         checked = {name: url for name, url in targets.items() if url}
         results = await asyncio.gather(*(answers_healthy(url) for url in checked.values()))
-        status = dict(zip(checked, results, strict=True))
-        healthy = all(results)
+        status: dict[str, Any] = dict(zip(checked, results, strict=True))
+        if members is not None:
+            live = await _members_or_none(members)
+            status = {"orchestrator": bool(live), "orchestrators": live or [], **status}
+        healthy = all(value for value in status.values() if isinstance(value, bool))
         return json({"status": "ok" if healthy else "degraded", **status}, 200 if healthy else 503)
 
     async def ide_socket(request: Request, ws: Websocket) -> None:
@@ -139,6 +152,14 @@ def build_app(
 
     app.add_websocket_route(ide_socket, WS_PATH, subprotocols=[SUBPROTOCOL])
     return app
+
+
+async def _members_or_none(members: Members) -> list[str] | None:
+    """The live orchestrators, or None when the broker does not answer in time."""
+    try:
+        return await asyncio.wait_for(members(), HEALTH_TIMEOUT_S)
+    except (LinkError, TimeoutError):
+        return None
 
 
 async def _stop_on_hangup(app: Sanic[Any, Any]) -> None:

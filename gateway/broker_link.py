@@ -8,6 +8,11 @@ claimed by the orchestrator asked when the owner's lease is gone). From then on
 the connection is bound to that orchestrator. When it stops beating for a lease
 TTL, the connection is closed with 1011 and the IDE resumes through any gateway.
 
+The gateway beats too, every quarter of the orchestrators' lease TTL: an orchestrator
+that stops hearing it for that TTL detaches the connections it relayed, as if their IDEs
+had closed them. Every client frame names the connection's inbox as its reply subject,
+so a node that no longer knows the connection can close it.
+
 The gateway reads only the first frames of a connection (to route a `hello`);
 everything else is relayed without parsing, as on the WebSocket link.
 """
@@ -28,6 +33,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
+from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from gateway.link import LinkError, SessionChannel
 from wire.broker import (
@@ -35,12 +41,14 @@ from wire.broker import (
     CLOSE,
     HEARTBEATS,
     NODE,
+    NODES_BUCKET,
     OpenReply,
     OpenRequest,
     Reassembly,
     connection_subject,
     decode_close,
     encode_close,
+    gateway_heartbeat_subject,
     gateway_subject,
     open_subject,
 )
@@ -150,15 +158,28 @@ class BrokerLink:
                 await nc.subscribe(HEARTBEATS, cb=self._beat)
                 self.directory.listening()
                 self._nc = nc
+                await self._announce()
                 self._watch = asyncio.get_running_loop().create_task(self._watch_nodes())
             return self._nc
 
     async def open(self, principal: str) -> SessionChannel:
         """A channel for one IDE connection; it is routed on its first frames."""
         nc = await self.connection()
-        channel = BrokerChannel(self, nc, principal, f"c{next(self._conns)}")
+        channel = BrokerChannel(self, nc, principal, f"{self.gateway}c{next(self._conns)}")
         await channel.listen()
         return channel
+
+    async def members(self) -> list[str]:
+        """The orchestrators holding a lease in the membership bucket now; raises LinkError
+        when the broker cannot say."""
+        nc = await self.connection()
+        try:
+            nodes = await nc.jetstream().key_value(NODES_BUCKET)
+            return sorted(await nodes.keys())
+        except (BucketNotFoundError, NoKeysError):
+            return []
+        except (NatsError, TimeoutError) as exc:
+            raise LinkError(f"the broker cannot list the orchestrators: {exc}") from None
 
     async def close(self) -> None:
         """Drop the NATS connection."""
@@ -171,9 +192,17 @@ class BrokerLink:
     async def _beat(self, message: Msg) -> None:
         self.directory.beat(message)
 
+    async def _announce(self) -> None:
+        """This gateway's heartbeat, with the TTL a node may wait for the next one."""
+        assert self._nc is not None
+        beat = json.dumps({"ttl": self.directory.ttl_s}).encode()
+        with contextlib.suppress(NatsError):
+            await self._nc.publish(gateway_heartbeat_subject(self.gateway), beat)
+
     async def _watch_nodes(self) -> None:
         while True:
             await asyncio.sleep(self.directory.ttl_s / 4)
+            await self._announce()
             self.directory.close_silent()
 
 
@@ -203,7 +232,9 @@ class BrokerChannel:
             return
         if self._node is not None:
             with contextlib.suppress(NatsError):
-                await self._nc.publish(connection_subject(self._node, self._conn), text.encode())
+                await self._nc.publish(
+                    connection_subject(self._node, self._conn), text.encode(), reply=self._inbox
+                )
             return
         await self._route(text)
 

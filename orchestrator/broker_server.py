@@ -11,6 +11,12 @@ offered again) and numbers on with no gap.
 
 Frames to a gateway wait until the session's log holds everything recorded before
 them, so an IDE never sees an event that a rebuild could not give again.
+
+A connection ends as its IDE's WebSocket would on a single machine (the session is
+detached and lives on for its grace period) when its gateway says the IDE left, and
+also when the gateway itself falls silent (`GatewayWatch`): then the node also sends
+the connection a 1011 close, which a gateway that was only cut off passes on to the IDE.
+A frame for a connection the node no longer knows is answered with that close too.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from nats.errors import Error as NatsError
 
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.frame_queue import QueuedConnection
+from orchestrator.gateway_watch import GatewayWatch
 from orchestrator.membership import Membership
 from orchestrator.session_log import ClaimContested, SessionLog
 from orchestrator.sessions import SessionRegistry
@@ -43,12 +50,14 @@ from wire.broker import (
     chunks,
     connections_of,
     encode_close,
+    gateway_of,
     open_subject,
 )
 
 log = logging.getLogger(__name__)
 
 CLOSE_MOVED = 1011
+CLOSE_GATEWAY_LOST = 1011
 
 
 class BrokerConnection(QueuedConnection):
@@ -76,10 +85,7 @@ class BrokerConnection(QueuedConnection):
 
     async def write_close(self, code: int, reason: str) -> None:
         """The close, as a header the gateway passes on to the IDE."""
-        with contextlib.suppress(NatsError):
-            await self._nc.publish(
-                self._subject, b"", headers={NODE: self._node, CLOSE: encode_close(code, reason)}
-            )
+        await publish_close(self._nc, self._node, self._subject, code, reason)
 
     async def _publish(self, data: bytes) -> None:
         pieces = chunks(data, self._chunk)
@@ -92,12 +98,21 @@ class BrokerConnection(QueuedConnection):
                 )
 
 
-class _Connection:
-    """A bound connection: its endpoint and its writer."""
+async def publish_close(nc: Client, node: str, subject: str, code: int, reason: str) -> None:
+    """Tell a gateway's connection that this node closed it."""
+    with contextlib.suppress(NatsError):
+        await nc.publish(subject, b"", headers={NODE: node, CLOSE: encode_close(code, reason)})
 
-    def __init__(self, endpoint: ClientEndpoint, link: BrokerConnection) -> None:
+
+class _Connection:
+    """A bound connection: its endpoint, its writer and the gateway relaying it."""
+
+    def __init__(
+        self, endpoint: ClientEndpoint, link: BrokerConnection, gateway: str | None
+    ) -> None:
         self.endpoint = endpoint
         self.link = link
+        self.gateway = gateway
 
 
 class BrokerLinkServer:
@@ -119,6 +134,7 @@ class BrokerLinkServer:
         self._claims: dict[str, asyncio.Lock] = {}
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gateways = GatewayWatch(nc, membership.ttl_s, self._gateway_gone)
         session_log.on_lost = self._lost
         membership.on_rejoined = self._check_owned
 
@@ -128,10 +144,12 @@ class BrokerLinkServer:
             await self._nc.subscribe(open_subject(self._node), cb=self._on_open),
             await self._nc.subscribe(connections_of(self._node), cb=self._on_frame),
         ]
+        await self._gateways.start()
 
     async def shutdown(self, drain_timeout_s: float) -> None:
         """Stop taking connections, write what the logs hold, close every connection with
         1001 and drop the lease (so the sessions may move at once)."""
+        await self._gateways.stop()
         for subscription in self._subscriptions:
             with contextlib.suppress(NatsError):
                 await subscription.unsubscribe()
@@ -200,7 +218,10 @@ class BrokerLinkServer:
             self._detach_later(link)
             return OpenReply()
         link.session_id = endpoint.session.session_id
-        self._connections[request.conn] = _Connection(endpoint, link)
+        gateway = gateway_of(request.reply_to)
+        if gateway is not None:
+            self._gateways.heard(gateway)
+        self._connections[request.conn] = _Connection(endpoint, link, gateway)
         return OpenReply(bound=True)
 
     def _detach_later(self, link: BrokerConnection) -> None:
@@ -217,14 +238,42 @@ class BrokerLinkServer:
     async def _on_frame(self, message: Msg) -> None:
         conn = message.subject.rsplit(".", 1)[-1]
         connection = self._connections.get(conn)
+        closing = bool(message.headers and CLOSE in message.headers)
         if connection is None:
+            if message.reply and not closing:
+                reason = "this orchestrator no longer serves the connection; resume"
+                await publish_close(self._nc, self._node, message.reply, CLOSE_GATEWAY_LOST, reason)
             return
-        if message.headers and CLOSE in message.headers:
-            del self._connections[conn]
-            connection.endpoint.close()
-            await connection.link.finish()
+        if closing:
+            await self._drop(conn, connection)
             return
         connection.endpoint.handle_frame(message.data.decode())
+
+    async def _drop(self, conn: str, connection: _Connection) -> None:
+        """The IDE connection is gone: its session lives on detached, as after a WebSocket
+        drop on a single machine."""
+        if self._connections.get(conn) is connection:
+            del self._connections[conn]
+        connection.endpoint.close()
+        await connection.link.finish()
+
+    def _gateway_gone(self, gateway: str) -> None:
+        """A gateway fell silent: drop every connection it relayed; each is also closed with
+        1011, in case the gateway lives and only its heartbeats were lost."""
+        relayed = [(c, conn) for c, conn in self._connections.items() if conn.gateway == gateway]
+        if not relayed:
+            return
+        log.warning(
+            "gateway stopped beating; its connections detached",
+            extra={"gateway": gateway, "connections": len(relayed)},
+        )
+        for conn, connection in relayed:
+            self._spawn(self._drop_silent(conn, connection))
+
+    async def _drop_silent(self, conn: str, connection: _Connection) -> None:
+        await self._drop(conn, connection)
+        reason = "the gateway was unreachable; resume"
+        await connection.link.write_close(CLOSE_GATEWAY_LOST, reason)
 
     def _lost(self, session_id: str) -> None:
         """Another node took the session over: free it here, send its connection on."""

@@ -118,6 +118,7 @@ class OrchestratorServer:
         body: dict[str, object] = {
             "status": "ok" if problem is None else "degraded",
             "sessions": len(self.registry),
+            "attached": self.registry.attached(),
             "history_chars": self.registry.history_chars(),
         }
         if problem is not None:

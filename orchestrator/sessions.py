@@ -145,6 +145,10 @@ class SessionRegistry:
         """Why the transcript store cannot write now, if it cannot."""
         return self._recorder.problem
 
+    def attached(self) -> int:
+        """Sessions with an IDE connection now (the others wait for a resume)."""
+        return sum(1 for session in self._sessions.values() if session.attachment is not None)
+
     def history_chars(self) -> int:
         """Characters of events all sessions keep for resume."""
         return sum(session.history.chars for session in self._sessions.values())

@@ -8,6 +8,8 @@ names alone; both sides import them from here so they can never disagree.
   them opens or resumes a session there (`OpenRequest`, answered by `OpenReply`).
 - `agent.node.<node>.conn.<conn>`: the connection's later client frames.
 - `agent.gw.<gateway>.<conn>`: server frames for one IDE connection.
+- `agent.gwhb.<gateway>`: a gateway's heartbeat (core NATS), every quarter of the TTL it
+  announces; a node drops the connections of a gateway silent for that TTL.
 - Stream `AGENT_LOG`, subject `agent.log.<session>`: the session's durable log.
 - KV `agent_nodes` (TTL: the lease) and `agent_sessions` (which node owns a session).
 
@@ -66,6 +68,20 @@ def connections_of(node: str) -> str:
 def gateway_subject(gateway: str, conn: str) -> str:
     """Where server frames for connection `conn` of `gateway` go."""
     return f"agent.gw.{gateway}.{conn}"
+
+
+def gateway_of(reply_to: str) -> str | None:
+    """The gateway a connection's server-frame subject belongs to, if it is one."""
+    parts = reply_to.split(".")
+    return parts[2] if len(parts) == 4 and parts[:2] == ["agent", "gw"] else None
+
+
+def gateway_heartbeat_subject(gateway: str) -> str:
+    """Where `gateway` says it is alive."""
+    return f"agent.gwhb.{gateway}"
+
+
+GATEWAY_HEARTBEATS = "agent.gwhb.*"
 
 
 def log_subject(session_id: str) -> str:
