@@ -170,20 +170,30 @@ async def test_session_moves_when_its_owner_is_killed_while_streaming(
     await second.close()
 
 
-async def test_session_moves_when_its_owner_is_killed_awaiting_a_tool(
-    cluster: Cluster, upstream: FakeUpstream
-) -> None:
-    def script(request: dict[str, Any]) -> list[Step]:
-        if request["messages"][-1]["role"] == "tool":
-            return text_stream("Read it.")
-        return tool_call_stream([("read_file", '{"path": "a.txt"}')])
+def read_a_file(request: dict[str, Any]) -> list[Step]:
+    """The model asks for a.txt, then answers once the tool's result is in."""
+    if request["messages"][-1]["role"] == "tool":
+        return text_stream("Read it.")
+    return tool_call_stream([("read_file", '{"path": "a.txt"}')])
 
-    upstream.reset(script)
+
+async def awaiting_a_tool(
+    cluster: Cluster, upstream: FakeUpstream
+) -> tuple[ProtocolClient, Frame, Frame]:
+    """A session opened through gateway 1 waiting for its read_file: (client, hello, call)."""
+    upstream.reset(read_a_file)
     first = await connect(cluster, 1)
     session = await first.hello()
     await first.send({"type": "user_message", "content": "read a.txt"})
     call = await first.receive_until(lambda frame: frame["type"] == "tool_call")
     await first.receive_until(state_is("awaiting_tool"))
+    return first, session, call
+
+
+async def test_session_moves_when_its_owner_is_killed_awaiting_a_tool(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    first, session, call = await awaiting_a_tool(cluster, upstream)
     owner_of(cluster).kill()
     killed_at = time.monotonic()
     assert await read_until_closed(first, MOVE_BOUND_S) == 1011

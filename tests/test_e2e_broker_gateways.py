@@ -19,11 +19,12 @@ from websockets.exceptions import ConnectionClosed
 
 from agent_service.local_nats import LocalNats
 from tests.support.cluster import LEASE_TTL_S, Cluster, running_cluster
-from tests.support.fake_upstream import FakeUpstream, text_stream, tool_call_stream
+from tests.support.fake_upstream import FakeUpstream, text_stream
 from tests.support.procs import ServiceProcess
 from tests.support.wsclient import ProtocolClient, state_is
 from tests.test_e2e_broker import (
     assert_every_seq_once,
+    awaiting_a_tool,
     cluster,  # noqa: F401  (fixture)
     connect,
     long_or_short,
@@ -112,17 +113,7 @@ async def test_a_gateway_killed_awaiting_a_tool_detaches_and_the_call_is_offered
     cluster: Cluster,  # noqa: F811
     upstream: FakeUpstream,
 ) -> None:
-    def script(request: dict[str, Any]) -> list[Any]:
-        if request["messages"][-1]["role"] == "tool":
-            return text_stream("Read it.")
-        return tool_call_stream([("read_file", '{"path": "a.txt"}')])
-
-    upstream.reset(script)
-    first = await connect(cluster, 1)
-    session = await first.hello()
-    await first.send({"type": "user_message", "content": "read a.txt"})
-    call = await first.receive_until(lambda frame: frame["type"] == "tool_call")
-    await first.receive_until(state_is("awaiting_tool"))
+    first, session, call = await awaiting_a_tool(cluster, upstream)
     owner = owner_of(cluster)
     assert health(owner)[1]["attached"] == 1
     cluster.gateways[1].kill()
