@@ -69,9 +69,14 @@ def default_window(model: str | None) -> int:
     return FALLBACK_WINDOW
 
 
+def chars_tokens(chars: int) -> int:
+    """Estimated tokens of text this many characters long (counted without joining it)."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
 def text_tokens(text: str) -> int:
     """Estimated tokens of a piece of text."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    return chars_tokens(len(text))
 
 
 def message_tokens(message: dict[str, Any]) -> int:

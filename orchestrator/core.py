@@ -33,7 +33,6 @@ drops them).
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,15 +50,14 @@ from orchestrator.commands import (
     StartTurnTimer,
 )
 from orchestrator.context import (
-    CHARS_PER_TOKEN,
     Anchor,
+    chars_tokens,
     compaction_boundary,
     compaction_request,
     dropped_message,
     fit,
     message_tokens,
     summary_message,
-    text_tokens,
     worth_compacting,
 )
 from orchestrator.events import (
@@ -419,10 +417,7 @@ class SessionCore:
             return False
         event: LlmTextDelta = ev.kwargs["event"]
         written = self._turn.usage.completion_tokens + self._turn.usage.estimated_completion
-        return (
-            written + math.ceil((self._turn.step_chars + len(event.text)) / CHARS_PER_TOKEN)
-            > budget
-        )
+        return written + chars_tokens(self._turn.step_chars + len(event.text)) > budget
 
     def can_retry_overflow(self, ev: EventData) -> bool:
         """The request overflowed the model's context window, before any text; not retried yet."""
@@ -548,7 +543,9 @@ class SessionCore:
         """Replace the older conversation with the summary; the current turn stays verbatim."""
         event: LlmStreamEnded = ev.kwargs["event"]
         turn = self._live_turn()
-        self._count_usage(event.prompt_tokens, event.completion_tokens, "".join(turn.summary_parts))
+        self._count_usage(
+            event.prompt_tokens, event.completion_tokens, sum(map(len, turn.summary_parts))
+        )
         summary = "".join(turn.summary_parts).strip()
         if not summary:
             self._drop_older_part("the model answered the summary request with no text")
@@ -780,7 +777,7 @@ class SessionCore:
         assert turn.request_id is not None
         self._out.append(AbortLlmRequest(request_id=turn.request_id))
         self.emit_delta(ev)
-        self._count_usage(0, 0, "".join(turn.step_text_parts))
+        self._count_usage(0, 0, turn.step_chars)
         self._keep_partial_text()
         self._emit_answer(FINISH_OUTPUT_BUDGET)
 
@@ -791,7 +788,7 @@ class SessionCore:
         if self.state == SessionState.STREAMING:
             assert turn.request_id is not None
             self._out.append(AbortLlmRequest(request_id=turn.request_id))
-            self._count_usage(0, 0, "".join(turn.step_text_parts))
+            self._count_usage(0, 0, turn.step_chars)
             self._keep_partial_text()
         else:
             self._stop_pending_calls(_STOPPED, FINISH_DEADLINE, "the turn reached its deadline")
@@ -1107,19 +1104,19 @@ class SessionCore:
             None,
         )
 
-    def _count_usage(self, prompt_tokens: int, completion_tokens: int, written: str) -> None:
+    def _count_usage(self, prompt_tokens: int, completion_tokens: int, written_chars: int) -> None:
         """Add a response's tokens to the turn's and the session's tallies: what the upstream
         reported, else the request's estimated size and the estimate of what it wrote."""
         turn = self._live_turn()
-        out = text_tokens(written)
+        out = chars_tokens(written_chars)
         turn.usage.add(prompt_tokens, completion_tokens, turn.request_tokens, out)
         self._usage.add(prompt_tokens, completion_tokens, turn.request_tokens, out)
 
     def _end_step(self, event: LlmStreamEnded) -> None:
         """A step's response ended: count it, and anchor later sizes on the upstream's count."""
         turn = self._live_turn()
-        written = "".join(turn.step_text_parts) + "".join(
-            c.model_call.name + c.model_call.arguments for c in turn.calls
+        written = turn.step_chars + sum(
+            len(c.model_call.name) + len(c.model_call.arguments) for c in turn.calls
         )
         self._count_usage(event.prompt_tokens, event.completion_tokens, written)
         if event.prompt_tokens:
