@@ -8,7 +8,7 @@ ACPX_STAMP := tests/acpx/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 TS_CLIENT := clients/typescript
 
-.PHONY: demo test lint install npm
+.PHONY: demo test lint install npm test-cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ $(CHROMIUM):
 
 test: lint npm $(ACPX_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q -n 4 --durations=25
+
+# The protocol's end-to-end tests again, every stack a cluster: a nats-server, 3 orchestrators and
+# 2 gateways (about 8 minutes; not part of `make test`, which runs the broker's own tests).
+CLUSTER_TESTS := $(addprefix tests/test_,acp_bridge e2e_approvals e2e_capabilities e2e_context \
+	e2e_discovery e2e_fuzz e2e_hostile_model e2e_limits e2e_patch_formats e2e_pipeline \
+	e2e_reliability e2e_resume_memory e2e_security e2e_state_machine ide_terminal \
+	ide_terminal_control orchestrator_turn_log)
+test-cluster: $(STAMP) $(ACPX_STAMP)
+	AGENT_TEST_TOPOLOGY=cluster $(BIN)/pytest -q -n 2 -m "not single_machine" $(addsuffix .py,$(CLUSTER_TESTS))
 
 # A real model in the loop, offline: Gemma 3 270M (GGUF from PyPI) on llama.cpp's server, built portably
 # (a native build crashes on some CPUs; the build takes about 10 minutes, so it is not part of `make test`).

@@ -33,7 +33,7 @@ from agent_service.options import (
     add_token,
     env,
 )
-from agent_service.stack import ServiceStack, StackConfig, StackError
+from agent_service.stack import ClusterShape, ServiceStack, StackConfig, StackError
 
 DEFAULT_NATS_PORT = 4222
 
@@ -105,33 +105,15 @@ def _serve(args: argparse.Namespace, broker: str, stop: threading.Event) -> int:
         model=args.model,
     )
     stack = ServiceStack(config)
-    on_broker = ["--broker", broker, "--lease-ttl", str(args.lease_ttl)]
+    shape = ClusterShape(
+        broker,
+        tuple(args.orchestrator_port + index for index in range(args.orchestrators)),
+        tuple(args.gateway_port + index for index in range(args.gateways)),
+        ("--lease-ttl", str(args.lease_ttl), "--log-max-age", str(args.log_max_age)),
+    )
     try:
-        stack.start(services=("llm-proxy",))
-        for index in range(args.orchestrators):
-            port = args.orchestrator_port + index
-            stack.launch(
-                "orchestrator",
-                [
-                    *("--host", args.host, "--orchestrator-port", str(port), *on_broker),
-                    *("--log-max-age", str(args.log_max_age)),
-                    *("--llm-base-url", f"http://{args.host}:{args.proxy_port}/v1"),
-                    *(["--model", args.model] if args.model else []),
-                ],
-                port,
-            )
-        for index in range(args.gateways):
-            port = args.gateway_port + index
-            stack.launch(
-                "gateway",
-                [
-                    *("--host", args.host, "--gateway-port", str(port), "--broker", broker),
-                    *("--proxy-url", f"http://{args.host}:{args.proxy_port}"),
-                ],
-                port,
-            )
+        stack.start_cluster(shape)
     except StackError as exc:
-        stack.stop()
         print(f"agent-service cluster: {exc}", file=sys.stderr)
         return 1
     gateways = "  ".join(

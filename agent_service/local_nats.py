@@ -118,9 +118,11 @@ class LocalNats:
 
 
 @contextlib.contextmanager
-def running_nats(store: Path, host: str, port: int) -> Iterator[LocalNats]:
-    """A started nats-server for the block."""
-    server = LocalNats(store, host, port).start()
+def running_nats(
+    store: Path, host: str, port: int, output: IO[bytes] | None = None
+) -> Iterator[LocalNats]:
+    """A started nats-server for the block, its log to `output`."""
+    server = LocalNats(store, host, port, output).start()
     try:
         yield server
     finally:

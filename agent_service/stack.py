@@ -43,6 +43,19 @@ class StackConfig:
 SERVICES = ("llm-proxy", "orchestrator", "gateway")
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterShape:
+    """Where the orchestrators and gateways of a cluster listen, and their broker.
+
+    `orchestrator_args` go to every orchestrator (the lease's and the log's settings).
+    """
+
+    broker: str
+    orchestrator_ports: tuple[int, ...]
+    gateway_ports: tuple[int, ...]
+    orchestrator_args: tuple[str, ...] = ()
+
+
 class StackError(AgentServiceError):
     """A service did not start or died."""
 
@@ -56,7 +69,8 @@ class ServiceStack:
         self.config = config
         self._output = output
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self._launch: dict[str, tuple[list[str], str]] = {}
+        # each running child's flags and health URL, by pid, for `restart`
+        self._launch: dict[int, tuple[list[str], str]] = {}
 
     def start(self, timeout_s: float = 30.0, services: tuple[str, ...] = SERVICES) -> None:
         """Start `services` in dependency order; each must answer /healthz."""
@@ -97,27 +111,77 @@ class ServiceStack:
             self.stop()
             raise
 
+    def start_cluster(self, shape: ClusterShape, timeout_s: float = 60.0) -> None:
+        """Start the llm-proxy, then every orchestrator on the broker at once, then every
+        gateway at once; each must answer /healthz (the gateways once an orchestrator
+        holds a lease)."""
+        c = self.config
+        on_broker = ["--host", c.host, "--broker", shape.broker]
+        model = ["--model", c.model] if c.model else []
+        proxy = f"http://{c.host}:{c.proxy_port}"
+        try:
+            self.start(timeout_s, services=("llm-proxy",))
+            self.launch_all(
+                "orchestrator",
+                {
+                    port: [
+                        *on_broker,
+                        *("--orchestrator-port", str(port), *shape.orchestrator_args),
+                        *("--llm-base-url", f"{proxy}/v1", *model),
+                    ]
+                    for port in shape.orchestrator_ports
+                },
+                timeout_s,
+            )
+            self.launch_all(
+                "gateway",
+                {
+                    port: [*on_broker, "--gateway-port", str(port), "--proxy-url", proxy]
+                    for port in shape.gateway_ports
+                },
+                timeout_s,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
     def launch(self, name: str, args: list[str], port: int, timeout_s: float = 30.0) -> None:
         """Start one more `agent-service <name>` with `args` (and the config's extra args for
         it) and wait until it answers /healthz on `port`; `stop` stops it with the rest."""
+        self.launch_all(name, {port: args}, timeout_s)
+
+    def launch_all(self, name: str, args_by_port: dict[int, list[str]], timeout_s: float) -> None:
+        """Start one `agent-service <name>` per port at once (each with its `args` and the
+        config's extra args for the service), then wait until every one answers /healthz."""
         c = self.config
-        self._launch[name] = (args + c.extra_args.get(name, []), f"http://{c.host}:{port}/healthz")
-        self._spawn(name, self._launch[name][0])
-        self._wait_healthy(name, self._launch[name][1], timeout_s)
+        started = []
+        for port, args in args_by_port.items():
+            launch = (args + c.extra_args.get(name, []), f"http://{c.host}:{port}/healthz")
+            process = self._spawn(name, launch[0])
+            self._launch[process.pid] = launch
+            started.append((launch[1], process))
+        for health_url, process in started:
+            self._wait_healthy(name, health_url, timeout_s, process)
 
     def restart(self, name: str, timeout_s: float = 30.0) -> int:
-        """SIGTERM one service, start it again with the same flags; return its exit code."""
-        index = next(i for i, (child, _) in enumerate(self._children) if child == name)
-        process = self._children[index][1]
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout_s)
-        args, health_url = self._launch[name]
-        self._spawn(name, args)
-        self._children[index] = self._children.pop()
-        self._wait_healthy(name, health_url, timeout_s, self._children[index][1])
-        return int(code)
+        """SIGTERM every process of one service, start each again with the same flags; the
+        first non-zero exit code among them, else 0."""
+        indexes = [i for i, (child, _) in enumerate(self._children) if child == name]
+        stopped = [self._children[i][1] for i in indexes]
+        for process in stopped:
+            process.send_signal(signal.SIGTERM)
+        codes = [int(process.wait(timeout_s)) for process in stopped]
+        for index, process in zip(indexes, stopped, strict=True):
+            args, health_url = self._launch.pop(process.pid)
+            restarted = self._spawn(name, args)
+            self._launch[restarted.pid] = (args, health_url)
+            self._children[index] = self._children.pop()
+        for index in indexes:
+            args, health_url = self._launch[self._children[index][1].pid]
+            self._wait_healthy(name, health_url, timeout_s, self._children[index][1])
+        return next((code for code in codes if code), 0)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -133,6 +197,7 @@ class ServiceStack:
             start_new_session=True,
         )
         self._children.append((name, process))
+        return process
 
     def _secrets_for(self, name: str) -> dict[str, str]:
         """The model-side keys one service gets: the proxy the upstream's key and its own,

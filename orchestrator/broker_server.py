@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
+from orchestrator.census import SessionCensus
 from orchestrator.endpoint import ClientEndpoint
 from orchestrator.frame_queue import QueuedConnection
 from orchestrator.gateway_watch import GatewayWatch
@@ -135,6 +136,7 @@ class BrokerLinkServer:
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._gateways = GatewayWatch(nc, membership.ttl_s, self._gateway_gone)
+        self._census = SessionCensus(nc, self._node, registry.held_by, membership.live_nodes)
         session_log.on_lost = self._lost
         membership.on_rejoined = self._check_owned
 
@@ -145,11 +147,13 @@ class BrokerLinkServer:
             await self._nc.subscribe(connections_of(self._node), cb=self._on_frame),
         ]
         await self._gateways.start()
+        await self._census.start()
 
     async def shutdown(self, drain_timeout_s: float) -> None:
         """Stop taking connections, write what the logs hold, close every connection with
         1001 and drop the lease (so the sessions may move at once)."""
         await self._gateways.stop()
+        await self._census.stop()
         for subscription in self._subscriptions:
             with contextlib.suppress(NatsError):
                 await subscription.unsubscribe()
@@ -181,13 +185,21 @@ class BrokerLinkServer:
         """A node whose lease is in doubt takes nothing (the gateway asks again or elsewhere)."""
         if not self._membership.trusted():
             return OpenReply(retry=True)
-        settled = await self._settle_owner(_resumed_session(request.frame))
-        return settled if settled is not None else self._take(request)
+        hello = _hello(request.frame)
+        session_id = hello.get("session_id") if hello else None
+        if isinstance(session_id, str):
+            settled = await self._settle_owner(session_id)
+            if settled is not None:
+                return settled
+        elif hello is not None:
+            # a new session: the token's cap counts its sessions on every node
+            return self._take(request, await self._census.held_elsewhere(request.principal))
+        return self._take(request)
 
-    async def _settle_owner(self, session_id: str | None) -> OpenReply | None:
+    async def _settle_owner(self, session_id: str) -> OpenReply | None:
         """For a resume of a session not held here: redirect, wait, or claim it. None: go on
         (the session is here now, or the endpoint answers `unknown_session`)."""
-        if session_id is None or self.registry.get(session_id) is not None:
+        if self.registry.get(session_id) is not None:
             return None
         lock = self._claims.setdefault(session_id, asyncio.Lock())
         async with lock:
@@ -209,10 +221,11 @@ class BrokerLinkServer:
                 self.registry.restore(logged.session_id, logged.config, logged.owner, logged.inputs)
         return None
 
-    def _take(self, request: OpenRequest) -> OpenReply:
-        """Feed the frame to a new endpoint; keep it when it opened or resumed a session."""
+    def _take(self, request: OpenRequest, held_elsewhere: int = 0) -> OpenReply:
+        """Feed the frame to a new endpoint (`held_elsewhere`: the token's sessions on other
+        nodes); keep it when it opened or resumed a session."""
         link = BrokerConnection(self._nc, self._node, request.reply_to, self._log)
-        endpoint = ClientEndpoint(self.registry, request.principal, link)
+        endpoint = ClientEndpoint(self.registry, request.principal, link, held_elsewhere)
         endpoint.handle_frame(request.frame)
         if endpoint.session is None:
             self._detach_later(link)
@@ -293,13 +306,12 @@ class BrokerLinkServer:
                 self._lost(session_id)
 
 
-def _resumed_session(frame: str) -> str | None:
-    """The session a `hello` frame resumes, if it is one."""
+def _hello(frame: str) -> dict[str, Any] | None:
+    """The fields of a `hello` frame, if it is one."""
     try:
         parsed = json.loads(frame)
     except (ValueError, RecursionError):
         return None
     if isinstance(parsed, dict) and parsed.get("type") == "hello":
-        session_id = parsed.get("session_id")
-        return session_id if isinstance(session_id, str) else None
+        return parsed
     return None

@@ -58,8 +58,17 @@ def _known_tool_error(error: ToolError | None) -> tuple[str | None, str | None]:
 class ClientEndpoint:
     """The orchestrator's end of one IDE connection."""
 
-    def __init__(self, registry: SessionRegistry, principal: str, attachment: Attachment) -> None:
+    def __init__(
+        self,
+        registry: SessionRegistry,
+        principal: str,
+        attachment: Attachment,
+        held_elsewhere: int = 0,
+    ) -> None:
+        """`held_elsewhere`: sessions the token holds on other orchestrators of a cluster,
+        counted against its cap when this connection opens one."""
         self.registry = registry
+        self.held_elsewhere = held_elsewhere
         self.principal = principal
         self.attachment = attachment
         self.session: SessionRuntime | None = None
@@ -98,7 +107,9 @@ class ClientEndpoint:
                 )
                 return None
             try:
-                session = self.registry.create(self.principal, frame.capabilities, frame.approval)
+                session = self.registry.create(
+                    self.principal, frame.capabilities, frame.approval, self.held_elsewhere
+                )
             except SessionLimitReached as exc:
                 self._refuse(ErrorCode.SESSION_LIMIT, str(exc), frame.id)
                 return None

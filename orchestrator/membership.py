@@ -28,7 +28,12 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+)
 from nats.js.kv import KeyValue
 
 from wire.broker import NODES_BUCKET, SESSIONS_BUCKET, heartbeat_subject
@@ -95,6 +100,14 @@ class Membership:
         except KeyNotFoundError:
             return False
         return True
+
+    async def live_nodes(self) -> list[str]:
+        """The nodes holding a lease now, this one included."""
+        assert self._nodes is not None
+        try:
+            return list(await self._nodes.keys())
+        except NoKeysError:
+            return []
 
     async def owner_of(self, session_id: str) -> str | None:
         """The node recorded as the session's owner, if any."""

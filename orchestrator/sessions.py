@@ -98,12 +98,14 @@ class SessionRegistry:
         principal: str,
         capabilities: Capabilities | None = None,
         approval: str | None = None,
+        held_elsewhere: int = 0,
     ) -> SessionRuntime:
         """A new session owned by `principal`, offering the tools its IDE declared, in the
-        approval mode it asked for (see `session_config`)."""
+        approval mode it asked for (see `session_config`); `held_elsewhere` more sessions
+        of the token (on other orchestrators) count against its cap."""
         if len(self._sessions) >= self.limits.max_sessions:
             raise SessionLimitReached(f"this orchestrator holds {len(self._sessions)} sessions")
-        owned = sum(1 for owner in self._owners.values() if owner == principal)
+        owned = self.held_by(principal) + held_elsewhere
         if owned >= self.limits.max_sessions_per_principal:
             raise SessionLimitReached(f"this token already holds {owned} sessions")
         session_id = f"s_{secrets.token_hex(8)}"
@@ -152,6 +154,10 @@ class SessionRegistry:
     def history_chars(self) -> int:
         """Characters of events all sessions keep for resume."""
         return sum(session.history.chars for session in self._sessions.values())
+
+    def held_by(self, principal: str) -> int:
+        """Sessions of `principal` here, attached or within their grace period."""
+        return sum(1 for owner in self._owners.values() if owner == principal)
 
     def owned_by(self, session_id: str, principal: str) -> bool:
         """Only the token that opened a session may resume it."""

@@ -14,7 +14,7 @@ import pytest
 
 from agent_service.stack import ServiceStack
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.stack import started_stack
+from tests.support.stack import CLUSTER, started_stack
 
 _real_connect = socket.socket.connect
 
@@ -53,8 +53,10 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture
 def recorded_stack(tmp_path: Path, upstream: FakeUpstream) -> Iterator[ServiceStack]:
     """The three services on the fake upstream, the orchestrator recording transcripts (so a
-    restarted one rebuilds its sessions) and stopping without a drain."""
-    orchestrator_args = ["--transcripts", str(tmp_path / "t.db"), "--drain-timeout", "0"]
+    restarted one rebuilds its sessions; on a cluster the broker's log does that) and
+    stopping without a drain."""
+    store = [] if CLUSTER else ["--transcripts", str(tmp_path / "t.db")]
+    orchestrator_args = [*store, "--drain-timeout", "0"]
     with started_stack(
         tmp_path,
         llm_base_url=upstream.base_url,

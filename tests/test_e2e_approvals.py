@@ -412,6 +412,8 @@ async def test_files_reverted_during_a_turn_is_busy(
     await client.close()
 
 
+# it replays the transcripts file of the one orchestrator
+@pytest.mark.single_machine
 async def test_rules_and_pending_approvals_survive_a_restart_and_replay_exactly(
     recorded_stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
 ) -> None:

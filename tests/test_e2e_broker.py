@@ -282,3 +282,23 @@ async def test_sessions_continue_after_the_nats_server_restarts_with_its_store(
     await fresh.hello()
     assert (await fresh.run_turn("new"))[-1]["state"] == "done"
     await fresh.close()
+
+
+async def test_a_tokens_session_cap_counts_its_sessions_on_every_orchestrator(
+    tmp_path: Path, nats_server: LocalNats, upstream: FakeUpstream
+) -> None:
+    cap = ("--max-sessions-per-token", "4")
+    with running_cluster(
+        tmp_path, nats_server, upstream.base_url, orchestrator_args=cap
+    ) as cluster:
+        clients = [await connect(cluster, index % 2) for index in range(5)]
+        for client in clients[:4]:
+            await client.hello()
+        held = [cluster.sessions_of(orchestrator) for orchestrator in cluster.orchestrators]
+        assert sum(held) == 4 and max(held) < 4, held
+        await clients[4].send({"type": "hello", "protocol": 1, "id": "h5"})
+        refused = await clients[4].receive()
+        assert (refused["type"], refused["code"], refused["id"]) == ("error", "session_limit", "h5")
+        assert "already holds 4 sessions" in refused["message"]
+        for client in clients:
+            await client.close()

@@ -107,6 +107,8 @@ async def test_resume_keeps_the_tools_the_session_was_opened_with(
     assert offered(upstream) == ["read_file"]
 
 
+# it replays the transcripts file of the one orchestrator
+@pytest.mark.single_machine
 async def test_restart_and_replay_offer_the_tools_the_session_was_opened_with(
     recorded_stack: ServiceStack, upstream: FakeUpstream, tmp_path: Path
 ) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.context import COMPACTION_PROMPT
 from tests.support.fake_upstream import (
     FakeUpstream,
@@ -69,6 +71,8 @@ async def open_session(config: Any) -> ProtocolClient:
     return client
 
 
+# it verifies the replay of the transcripts file as well
+@pytest.mark.single_machine
 async def test_a_session_reading_file_after_file_keeps_working_for_55_turns(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from agent_service.stack import ServiceStack
 from ide_client.client import IdeClient
 from ide_client.display import ConsoleDisplay
@@ -18,6 +20,9 @@ from ide_client.workspace import Workspace
 from tests.support.fake_upstream import FakeUpstream, paced, text_stream
 from tests.support.procs import stop_listener
 from wire import AgentDelta, ServerMessage
+
+# each test stops the one gateway or orchestrator and starts a replacement by hand
+pytestmark = pytest.mark.single_machine
 
 DOWNTIME_S = 3.0
 

@@ -29,6 +29,9 @@ from tests.support.wsclient import Frame, ProtocolClient
 from transcripts import TranscriptRecorder, TranscriptStore
 from wire import ToolCall, encode
 
+# a live replay re-runs a session from the transcripts file of the one orchestrator
+pytestmark = pytest.mark.single_machine
+
 MESSAGES = ("Add logging to src/auth.js", "Add logging to src/missing.js")
 
 

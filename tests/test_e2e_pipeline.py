@@ -287,7 +287,9 @@ def test_gateway_healthz_is_200_only_while_orchestrator_and_proxy_answer(
 ) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{demo_stack.gateway_port}/healthz") as ok:
         assert ok.status == 200
-        assert json.loads(ok.read()) == {"status": "ok", "orchestrator": True, "llm_proxy": True}
+        # a gateway on a broker adds the orchestrators holding leases (docs/scale.md)
+        healthy = json.loads(ok.read())
+        assert healthy.items() >= {"status": "ok", "orchestrator": True, "llm_proxy": True}.items()
 
     port = free_port()
     lonely = ServiceProcess(

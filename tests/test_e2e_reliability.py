@@ -196,6 +196,9 @@ async def test_stream_cut_by_the_upstream_is_an_error_and_the_session_goes_on(
     assert_no_gap(client.received)
 
 
+# on a broker the gateway queues what a slow IDE has not read (4008 past
+# --client-send-timeout); the orchestrator sees no backlog to merge
+@pytest.mark.single_machine
 async def test_client_that_stops_reading_gets_merged_deltas_and_loses_nothing(
     stack: StackConfig, upstream: FakeUpstream
 ) -> None:
@@ -265,6 +268,9 @@ async def test_invalid_utf8_closes_the_connection_and_the_session_can_be_resumed
     await again.close()
 
 
+# it starts the replacement gateway of the three-process stack by hand (on a broker, resuming
+# through another gateway and a killed one are tests of test_e2e_broker*.py)
+@pytest.mark.single_machine
 async def test_ide_resumes_through_a_new_gateway_process(tmp_path: Path) -> None:
     with (
         FakeUpstream(lambda request: text_stream("Hi there.")) as fake,

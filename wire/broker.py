@@ -10,6 +10,8 @@ names alone; both sides import them from here so they can never disagree.
 - `agent.gw.<gateway>.<conn>`: server frames for one IDE connection.
 - `agent.gwhb.<gateway>`: a gateway's heartbeat (core NATS), every quarter of the TTL it
   announces; a node drops the connections of a gateway silent for that TTL.
+- `agent.census`: request to every node; each answers how many sessions it holds for a
+  token (`CensusRequest`/`CensusReply`), so a token's session cap holds cluster-wide.
 - Stream `AGENT_LOG`, subject `agent.log.<session>`: the session's durable log.
 - KV `agent_nodes` (TTL: the lease) and `agent_sessions` (which node owns a session).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Self
 
 LOG_STREAM = "AGENT_LOG"
 NODES_BUCKET = "agent_nodes"
@@ -48,6 +51,9 @@ def heartbeat_subject(node: str) -> str:
 
 
 HEARTBEATS = "agent.hb.*"
+
+
+CENSUS = "agent.census"
 
 
 def open_subject(node: str) -> str:
@@ -140,8 +146,39 @@ class Reassembly:
         return whole
 
 
+class JsonMessage:
+    """A dataclass sent as one JSON object."""
+
+    __slots__ = ()
+
+    def encode(self) -> bytes:
+        """JSON bytes."""
+        return json.dumps(asdict(self)).encode()  # type: ignore[call-overload]
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        """From JSON bytes; raises ValueError or TypeError when malformed."""
+        return cls(**json.loads(data))
+
+
 @dataclass(frozen=True, slots=True)
-class OpenRequest:
+class CensusRequest(JsonMessage):
+    """Asked of every node: how many sessions does `principal` hold there?"""
+
+    principal: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class CensusReply(JsonMessage):
+    """One node's answer to a `CensusRequest`."""
+
+    node: str
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRequest(JsonMessage):
     """A connection's frame sent to a node before the connection is bound to a session."""
 
     principal: str
@@ -149,18 +186,9 @@ class OpenRequest:
     conn: str
     frame: str
 
-    def encode(self) -> bytes:
-        """JSON bytes."""
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> OpenRequest:
-        """From JSON bytes; raises ValueError or TypeError when malformed."""
-        return cls(**json.loads(data))
-
 
 @dataclass(frozen=True, slots=True)
-class OpenReply:
+class OpenReply(JsonMessage):
     """What the node did with the frame.
 
     `bound`: the connection now belongs to a session on this node; send later frames
@@ -172,12 +200,3 @@ class OpenReply:
     bound: bool = False
     redirect: str | None = None
     retry: bool = False
-
-    def encode(self) -> bytes:
-        """JSON bytes."""
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> OpenReply:
-        """From JSON bytes; raises ValueError or TypeError when malformed."""
-        return cls(**json.loads(data))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_service.local_nats import LocalNats
-from tests.support.procs import ServiceProcess, free_port
+from tests.support.procs import ServiceProcess, distinct_ports, free_port
 from tests.support.stack import TEST_TOKEN
 
 LEASE_TTL_S = 2.0
@@ -45,18 +44,6 @@ class Cluster:
         assert orchestrator.health_url is not None
         with urllib.request.urlopen(orchestrator.health_url, timeout=5) as response:
             return int(json.loads(response.read())["sessions"])
-
-
-def distinct_ports(count: int) -> list[int]:
-    """`count` free loopback ports, all different (held together while they are chosen)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def orchestrator_process(
@@ -116,15 +103,22 @@ def gateway_process(
 
 @contextlib.contextmanager
 def running_cluster(
-    work_dir: Path, nats: LocalNats, upstream_url: str, gateways: int = 2, orchestrators: int = 3
+    work_dir: Path,
+    nats: LocalNats,
+    upstream_url: str,
+    gateways: int = 2,
+    orchestrators: int = 3,
+    orchestrator_args: tuple[str, ...] = (),
 ) -> Iterator[Cluster]:
-    """Start the orchestrators, then the gateways; stop all with SIGTERM at the end (a process
-    a test killed or stopped is left as it is)."""
+    """Start the orchestrators (each with `orchestrator_args`), then the gateways; stop all
+    with SIGTERM at the end (a process a test killed or stopped is left as it is)."""
     cluster = Cluster(nats)
     try:
-        ports = [port for port in distinct_ports(orchestrators + gateways + 1) if port != nats.port]
+        ports = distinct_ports(orchestrators + gateways, avoid=(nats.port,))
         cluster.orchestrators = [
-            orchestrator_process(work_dir, nats.url, upstream_url, number, port=ports.pop())
+            orchestrator_process(
+                work_dir, nats.url, upstream_url, number, *orchestrator_args, port=ports.pop()
+            )
             for number in range(orchestrators)
         ]
         cluster.gateways = [
