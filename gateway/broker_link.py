@@ -13,6 +13,13 @@ that stops hearing it for that TTL detaches the connections it relayed, as if th
 had closed them. Every client frame names the connection's inbox as its reply subject,
 so a node that no longer knows the connection can close it.
 
+Server frames travel on core NATS, which drops what a slow subscriber cannot take (the
+server cuts a connection whose pending bytes pass its `max_pending`; the client drops
+messages past a subscription's pending limit). A relay that may have lost a frame must not
+go on as if whole: when the gateway's NATS connection drops, every IDE connection is
+closed with 1011, and when one subscription drops messages, that IDE connection is; the
+IDE resumes by `last_seq` and gets every event again from the session.
+
 The gateway reads only the first frames of a connection (to route a `hello`);
 everything else is relayed without parsing, as on the WebSocket link.
 """
@@ -32,7 +39,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
+from nats.errors import NoRespondersError, SlowConsumerError
 from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from gateway.link import LinkError, SessionChannel
@@ -56,6 +63,7 @@ from wire.broker import (
 log = logging.getLogger(__name__)
 
 CLOSE_UNAVAILABLE = 1011
+CLOSE_FRAMES_LOST = 1011
 REQUEST_TIMEOUT_S = 2.0
 RETRY_S = 0.2
 
@@ -138,6 +146,7 @@ class BrokerLink:
         self._nc: Client | None = None
         self._connecting = asyncio.Lock()
         self._conns = itertools.count(1)
+        self._channels: dict[str, BrokerChannel] = {}
         self._watch: asyncio.Task[None] | None = None
 
     async def connection(self) -> Client:
@@ -152,6 +161,8 @@ class BrokerLink:
                         reconnect_time_wait=0.5,
                         connect_timeout=5,
                         allow_reconnect=True,
+                        disconnected_cb=self._disconnected,
+                        error_cb=self._error,
                     )
                 except (NatsError, OSError, TimeoutError) as exc:
                     raise LinkError(f"the broker is unreachable: {exc}") from None
@@ -167,7 +178,12 @@ class BrokerLink:
         nc = await self.connection()
         channel = BrokerChannel(self, nc, principal, f"{self.gateway}c{next(self._conns)}")
         await channel.listen()
+        self._channels[channel.inbox] = channel
         return channel
+
+    def forget(self, channel: BrokerChannel) -> None:
+        """The channel's relay ended."""
+        self._channels.pop(channel.inbox, None)
 
     async def members(self) -> list[str]:
         """The orchestrators holding a lease in the membership bucket now; raises LinkError
@@ -192,6 +208,23 @@ class BrokerLink:
     async def _beat(self, message: Msg) -> None:
         self.directory.beat(message)
 
+    async def _disconnected(self) -> None:
+        """Frames sent while the connection was down are gone: every IDE resumes."""
+        if self._channels:
+            log.warning("broker connection lost", extra={"connections": len(self._channels)})
+        for channel in list(self._channels.values()):
+            channel.end(CLOSE_FRAMES_LOST, "broker connection lost; resume")
+
+    async def _error(self, error: Exception) -> None:
+        """A subscription that dropped messages ends its IDE connection (it resumes)."""
+        if isinstance(error, SlowConsumerError):
+            channel = self._channels.get(error.subject)
+            if channel is not None:
+                log.warning("server frames dropped", extra={"subject": error.subject})
+                channel.end(CLOSE_FRAMES_LOST, "server frames were dropped; resume")
+            return
+        log.warning("broker error", extra={"error": str(error)})
+
     async def _announce(self) -> None:
         """This gateway's heartbeat, with the TTL a node may wait for the next one."""
         assert self._nc is not None
@@ -214,7 +247,7 @@ class BrokerChannel:
         self._nc = nc
         self._principal = principal
         self._conn = conn
-        self._inbox = gateway_subject(link.gateway, conn)
+        self.inbox = gateway_subject(link.gateway, conn)
         self._node: str | None = None
         self._asking: str | None = None
         self._frames: asyncio.Queue[str | None] = asyncio.Queue()
@@ -224,7 +257,7 @@ class BrokerChannel:
 
     async def listen(self) -> None:
         """Subscribe to this connection's server frames."""
-        self._subscription = await self._nc.subscribe(self._inbox, cb=self._receive)
+        self._subscription = await self._nc.subscribe(self.inbox, cb=self._receive)
 
     async def send(self, text: str) -> None:
         """Forward one client frame: to its orchestrator, or routed while there is none."""
@@ -233,7 +266,7 @@ class BrokerChannel:
         if self._node is not None:
             with contextlib.suppress(NatsError):
                 await self._nc.publish(
-                    connection_subject(self._node, self._conn), text.encode(), reply=self._inbox
+                    connection_subject(self._node, self._conn), text.encode(), reply=self.inbox
                 )
             return
         await self._route(text)
@@ -268,6 +301,7 @@ class BrokerChannel:
                     headers={CLOSE: encode_close(1000, "client gone")},
                 )
         self._close = self._close or (1000, "")
+        self._link.forget(self)
         if self._subscription is not None:
             with contextlib.suppress(NatsError):
                 await self._subscription.unsubscribe()
@@ -284,7 +318,7 @@ class BrokerChannel:
         await directory.heard_all()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._link.route_timeout_s
-        request = OpenRequest(self._principal, self._inbox, self._conn, text).encode()
+        request = OpenRequest(self._principal, self.inbox, self._conn, text).encode()
         avoid: set[str] = set()
         node = directory.pick(avoid)
         while loop.time() < deadline:

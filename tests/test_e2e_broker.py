@@ -302,3 +302,20 @@ async def test_a_tokens_session_cap_counts_its_sessions_on_every_orchestrator(
         assert "already holds 4 sessions" in refused["message"]
         for client in clients:
             await client.close()
+
+
+async def test_an_ide_is_closed_1011_when_its_gateway_loses_the_broker_and_resumes_whole(
+    cluster: Cluster, upstream: FakeUpstream
+) -> None:
+    # frames published while the gateway is cut off are gone: it must not relay on as if whole
+    upstream.reset(lambda request: text_stream("one two three"))
+    client = await connect(cluster, 0)
+    session = await client.hello()
+    last_seq = max(numbered(await client.run_turn("before")))
+    cluster.nats.restart()
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.receive(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    again, _ = await resume_elsewhere(cluster, 0, session["session_id"], last_seq)
+    assert min(numbered(await again.run_turn("after"))) == last_seq + 1
+    await again.close()

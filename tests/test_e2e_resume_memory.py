@@ -27,6 +27,9 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+# on a broker a 200 MB burst passes what nats-server queues for the gateway (max_pending,
+# 64 MiB): the gateway closes the IDE with 1011 (frames were lost) instead of relaying on
+@pytest.mark.single_machine
 async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
     tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
