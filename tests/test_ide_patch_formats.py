@@ -309,3 +309,20 @@ def test_apply_patch_uses_git_function_context_to_tell_two_places_apart(
     tools.run("apply_patch", {"diff": diff})
     before, _, after = APP_PY.rpartition("        path = os.path.join(self.root, name)\n")
     assert (root / "src" / "app.py").read_text() == before + "        path = name\n" + after
+
+
+def test_a_reindented_line_added_after_a_comment_ending_in_a_colon_takes_the_files_indentation(
+    tools: ToolRunner, root: Path
+) -> None:
+    (root / "notes.py").write_text(
+        "def setup():\n    # the values:\n    #   first, second\n    return 1\n"
+    )
+    # the model wrote the hunk four columns deeper than the file; a comment opens no block
+    diff = (
+        "--- a/notes.py\n+++ b/notes.py\n@@\n"
+        "         # the values:\n+        trace('here')\n         #   first, second\n"
+    )
+    tools.run("apply_patch", {"diff": diff})
+    assert (root / "notes.py").read_text() == (
+        "def setup():\n    # the values:\n    trace('here')\n    #   first, second\n    return 1\n"
+    )

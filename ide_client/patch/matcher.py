@@ -63,6 +63,8 @@ _STEPS: tuple[Callable[[str], str], ...] = (lambda text: text, str.rstrip, str.s
 _INDENTATION_STEP = 2
 _TAB_WIDTHS = (4, 8, 2)
 _BLOCK_OPENERS = (":", "{", "(", "[")
+# a comment ending in ":" ("# the values:") opens no block
+_COMMENT_STARTS = ("#", "//", "/*", "*", "--")
 
 
 def apply_hunks(text: str, hunks: Sequence[Hunk], path: str) -> str:
@@ -392,7 +394,11 @@ def _positions(keys: list[str], wanted: list[str]) -> list[int]:
 def _sits_well(line: str, previous: str | None, following: str | None) -> bool:
     """Whether an added line's indentation fits the lines around it."""
     depth = _columns(_indentation(line), 8)
-    if previous is not None and previous.rstrip().endswith(_BLOCK_OPENERS):
+    if (
+        previous is not None
+        and previous.rstrip().endswith(_BLOCK_OPENERS)
+        and not previous.lstrip().startswith(_COMMENT_STARTS)
+    ):
         opener = _columns(_indentation(previous), 8)
         body = _columns(_indentation(following), 8) if following is not None else opener
         return depth == body if body > opener else depth > opener
