@@ -222,6 +222,15 @@ class ServiceStack:
         except ServiceDidNotStart as exc:
             raise StackError(str(exc)) from None
 
+    def health_urls(self, name: str) -> dict[int, str]:
+        """The /healthz URL of every running process of one service, by pid (a cluster runs
+        several orchestrators and gateways)."""
+        return {
+            process.pid: self._launch[process.pid][1]
+            for child, process in self._children
+            if child == name
+        }
+
     def failed_service(self) -> str | None:
         """The name of a service that exited, if one did."""
         for name, process in self._children:

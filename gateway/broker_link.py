@@ -44,6 +44,8 @@ from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from gateway.link import LinkError, SessionChannel
 from wire.broker import (
+    ACK,
+    ACK_EVERY,
     CHUNK,
     CLOSE,
     HEARTBEATS,
@@ -250,7 +252,11 @@ class BrokerChannel:
         self.inbox = gateway_subject(link.gateway, conn)
         self._node: str | None = None
         self._asking: str | None = None
-        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        # each frame with the bytes it completes of its message (0 but for the last frame)
+        self._frames: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
+        self._relayed = 0
+        self._acknowledged = 0
+        self._partial = 0
         self._reassembly = Reassembly()
         self._subscription: Subscription | None = None
         self._close: tuple[int, str] | None = None
@@ -274,10 +280,26 @@ class BrokerChannel:
     async def frames(self) -> AsyncIterator[str]:
         """Server frames until the orchestrator closes the channel or goes silent."""
         while True:
-            text = await self._frames.get()
-            if text is None:
+            item = await self._frames.get()
+            if item is None:
                 return
+            text, size = item
             yield text
+            if size:
+                await self._relayed_bytes(size)
+
+    async def _relayed_bytes(self, size: int) -> None:
+        """The caller sent a message's frames on to the IDE: acknowledge every `ACK_EVERY`
+        bytes, so the node publishes more."""
+        self._relayed += size
+        if self._node is not None and self._relayed - self._acknowledged >= ACK_EVERY:
+            self._acknowledged = self._relayed
+            with contextlib.suppress(NatsError):
+                await self._nc.publish(
+                    connection_subject(self._node, self._conn),
+                    b"",
+                    headers={ACK: str(self._relayed)},
+                )
 
     @property
     def close_code(self) -> int | None:
@@ -362,6 +384,14 @@ class BrokerChannel:
             self._frames.put_nowait(None)
             return
         whole = self._reassembly.add(message.data, headers.get(CHUNK))
-        if whole is not None:
-            for frame in whole.decode().split("\n"):
-                self._frames.put_nowait(frame)
+        if whole is None:
+            # a chunk of a message not whole yet cannot be relayed before the rest comes:
+            # it counts as relayed now, or the node would wait for it forever
+            self._partial += len(message.data)
+            await self._relayed_bytes(len(message.data))
+            return
+        frames = whole.decode().split("\n")
+        for frame in frames[:-1]:
+            self._frames.put_nowait((frame, 0))
+        self._frames.put_nowait((frames[-1], max(0, len(whole) - self._partial)))
+        self._partial = 0

@@ -42,9 +42,11 @@ from orchestrator.membership import Membership
 from orchestrator.session_log import ClaimContested, SessionLog
 from orchestrator.sessions import SessionRegistry
 from wire.broker import (
+    ACK,
     CLOSE,
     HEADER_ROOM,
     NODE,
+    RELAY_WINDOW,
     OpenReply,
     OpenRequest,
     chunk_header,
@@ -63,7 +65,9 @@ CLOSE_GATEWAY_LOST = 1011
 
 class BrokerConnection(QueuedConnection):
     """One IDE connection relayed over NATS, as a session `Attachment`: its frames are
-    published once the session's log holds everything recorded before them."""
+    published once the session's log holds everything recorded before them, and while
+    the gateway has acknowledged all but `RELAY_WINDOW` bytes (past that they wait in the
+    queue, whose backlog makes the session hold and merge its text, as on a socket)."""
 
     def __init__(self, nc: Client, node: str, subject: str, session_log: SessionLog) -> None:
         self.session_id: str | None = None
@@ -72,7 +76,16 @@ class BrokerConnection(QueuedConnection):
         self._subject = subject
         self._log = session_log
         self._chunk = max(nc.max_payload - HEADER_ROOM, 4096)
+        self._published = 0
+        self._acked = 0
+        self._window_open = asyncio.Event()
         super().__init__()
+
+    def acked(self, relayed: int) -> None:
+        """The gateway has relayed this many bytes of this connection to its IDE."""
+        if relayed > self._acked:
+            self._acked = min(relayed, self._published)
+            self._window_open.set()
 
     async def write_frames(self, frames: list[str]) -> None:
         """One message (in chunks when large), once the log is durable; none when the
@@ -89,9 +102,14 @@ class BrokerConnection(QueuedConnection):
         await publish_close(self._nc, self._node, self._subject, code, reason)
 
     async def _publish(self, data: bytes) -> None:
+        """The message, chunk by chunk, each once the window has room."""
         pieces = chunks(data, self._chunk)
         with contextlib.suppress(NatsError):
             for index, piece in enumerate(pieces):
+                while self._published - self._acked >= RELAY_WINDOW:
+                    self._window_open.clear()
+                    await self._window_open.wait()
+                self._published += len(piece)
                 await self._nc.publish(
                     self._subject,
                     piece,
@@ -251,7 +269,13 @@ class BrokerLinkServer:
     async def _on_frame(self, message: Msg) -> None:
         conn = message.subject.rsplit(".", 1)[-1]
         connection = self._connections.get(conn)
-        closing = bool(message.headers and CLOSE in message.headers)
+        headers = message.headers
+        if headers and ACK in headers:
+            if connection is not None:
+                with contextlib.suppress(ValueError):
+                    connection.link.acked(int(headers[ACK]))
+            return
+        closing = bool(headers and CLOSE in headers)
         if connection is None:
             if message.reply and not closing:
                 reason = "this orchestrator no longer serves the connection; resume"

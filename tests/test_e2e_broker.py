@@ -15,8 +15,17 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from agent_service.local_nats import LocalNats, running_nats
+from llm_proxy.chunks import ChunkBuilder
 from tests.support.cluster import LEASE_TTL_S, Cluster, running_cluster
-from tests.support.fake_upstream import FakeUpstream, Step, paced, text_stream, tool_call_stream
+from tests.support.fake_upstream import (
+    DONE,
+    Chunk,
+    FakeUpstream,
+    Step,
+    paced,
+    text_stream,
+    tool_call_stream,
+)
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.wsclient import ProtocolClient, state_is
 from wire.broker import LOG_STREAM, MSG_ID, log_subject
@@ -319,3 +328,38 @@ async def test_an_ide_is_closed_1011_when_its_gateway_loses_the_broker_and_resum
     again, _ = await resume_elsewhere(cluster, 0, session["session_id"], last_seq)
     assert min(numbered(await again.run_turn("after"))) == last_seq + 1
     await again.close()
+
+
+async def test_an_answer_larger_than_the_servers_queue_for_a_gateway_arrives_whole(
+    tmp_path: Path, nats_server: LocalNats, upstream: FakeUpstream
+) -> None:
+    # 128 MB at full speed: the owner publishes faster than one gateway relays, and what
+    # nats-server queues for a gateway (max_pending) is 64 MiB; flow control keeps it under
+    # (over the default output budget of a turn: lifted)
+    piece = "y" * (512 * 1024)
+    chunks = ChunkBuilder("chatcmpl-big", 0, "fake-model")
+    upstream.reset(
+        lambda request: [
+            Chunk(chunks.role()),
+            *(Chunk(chunks.text(piece)) for _ in range(256)),
+            Chunk(chunks.finish("stop")),
+            DONE,
+        ]
+    )
+    unlimited = ("--max-turn-output", "0", "--max-resume-chars", str(8 * 1024 * 1024))
+    with running_cluster(
+        tmp_path, nats_server, upstream.base_url, orchestrator_args=unlimited
+    ) as cluster:
+        client = await connect(cluster, 0)
+        await client.hello()
+        await client.send({"type": "user_message", "content": "a very long answer"})
+        received = 0
+        while True:
+            frame = await client.receive(timeout=120)
+            if frame["type"] == "agent_delta":
+                received += len(frame["text"])
+            if state_is("done")(frame):
+                break
+            client.received.clear()
+        await client.close()
+    assert received == 256 * len(piece)

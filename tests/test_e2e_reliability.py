@@ -25,6 +25,7 @@ from tests.support.fake_upstream import (
     paced,
     text_stream,
     tool_call_stream,
+    upstream_answered,
 )
 from tests.support.stack import running_stack
 from tests.support.wsclient import Frame, ProtocolClient, numbered, state_is
@@ -48,17 +49,6 @@ def stack(
         },
     ) as config:
         yield config
-
-
-async def upstream_answered(upstream: FakeUpstream, timeout: float) -> bool:
-    """Whether the upstream wrote all of its answer to the first request within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not upstream.requests and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    if not upstream.requests:
-        return False
-    finished = upstream.requests[0].finished
-    return await asyncio.to_thread(finished.wait, max(0.0, deadline - time.monotonic()))
 
 
 def unique_by_seq(frames: list[Frame]) -> list[Frame]:
@@ -196,9 +186,6 @@ async def test_stream_cut_by_the_upstream_is_an_error_and_the_session_goes_on(
     assert_no_gap(client.received)
 
 
-# on a broker the gateway queues what a slow IDE has not read (4008 past
-# --client-send-timeout); the orchestrator sees no backlog to merge
-@pytest.mark.single_machine
 async def test_client_that_stops_reading_gets_merged_deltas_and_loses_nothing(
     stack: StackConfig, upstream: FakeUpstream
 ) -> None:

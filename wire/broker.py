@@ -16,7 +16,8 @@ names alone; both sides import them from here so they can never disagree.
 - KV `agent_nodes` (TTL: the lease) and `agent_sessions` (which node owns a session).
 
 Frames of one NATS message are joined by newlines (compact JSON has none). A text
-longer than the server's largest payload goes out as numbered chunks.
+longer than the server's largest payload goes out as numbered chunks. Server frames
+are flow-controlled per connection (`ACK`, `RELAY_WINDOW`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ CHUNK = "Agent-Chunk"
 NODE = "Agent-Node"
 # On the last message to one side of a connection: "<close code> <reason>".
 CLOSE = "Agent-Close"
+# From a gateway to the node of a connection: the bytes of server messages it has relayed
+# to the IDE so far (a running total, so a lost one costs nothing).
+ACK = "Agent-Ack"
+# A node publishes a connection's frames while fewer bytes than this are unacknowledged, so
+# one burst cannot pass what the server queues for a gateway (its max_pending, 64 MiB by
+# default); the gateway acknowledges every ACK_EVERY bytes (less than the window, so a
+# node never waits on a gateway that has relayed everything).
+RELAY_WINDOW = 1024 * 1024
+ACK_EVERY = 256 * 1024
 
 WRONG_LAST_SEQUENCE = 10071
 # Bytes of a NATS message kept free for headers when a text is cut into chunks.

@@ -424,3 +424,14 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> bool:
     writer.write(head.encode("latin-1") + b"\r\n" + body)
     await writer.drain()
     return True
+
+
+async def upstream_answered(upstream: FakeUpstream, timeout: float) -> bool:
+    """Whether the upstream wrote all of its answer to the first request within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not upstream.requests and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if not upstream.requests:
+        return False
+    finished = upstream.requests[0].finished
+    return await asyncio.to_thread(finished.wait, max(0.0, deadline - time.monotonic()))
