@@ -46,7 +46,7 @@ test: lint npm $(ACPX_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q -n 4 --durations=25
 
 # The protocol's end-to-end tests again, every stack a cluster: a nats-server, 3 orchestrators and
-# 2 gateways (about 8 minutes; not part of `make test`, which runs the broker's own tests).
+# 2 gateways (about 5 minutes; not part of `make test`, which runs the broker's own tests).
 CLUSTER_TESTS := $(addprefix tests/test_,acp_bridge e2e_approvals e2e_capabilities e2e_context \
 	e2e_discovery e2e_fuzz e2e_hostile_model e2e_limits e2e_patch_formats e2e_pipeline \
 	e2e_reliability e2e_resume_memory e2e_security e2e_state_machine ide_terminal \
