@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from llm_proxy.chunks import ChunkBuilder
-from tests.support.fake_upstream import DONE, Chunk, FakeUpstream
+from tests.support.fake_upstream import FakeUpstream, pieces_stream
 from tests.support.stack import started_stack
-from tests.support.wsclient import ProtocolClient, state_is
+from tests.support.wsclient import ProtocolClient
 
 PIECE = "y" * (512 * 1024)
 PIECES = 400  # 200 MiB
@@ -45,15 +44,7 @@ async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
     # glibc returns every block over this size to the system when it is freed (instead of
     # raising the threshold and keeping freed arenas), so the RSS below is what the process holds.
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", str(128 * 1024))
-    chunks = ChunkBuilder("chatcmpl-big", 0, "fake-model")
-    upstream.reset(
-        lambda request: [
-            Chunk(chunks.role()),
-            *(Chunk(chunks.text(PIECE)) for _ in range(PIECES)),
-            Chunk(chunks.finish("stop")),
-            DONE,
-        ]
-    )
+    upstream.reset(lambda request: pieces_stream(PIECE, PIECES))
     with started_stack(
         tmp_path,
         llm_base_url=upstream.base_url,
@@ -69,15 +60,7 @@ async def test_a_200_mb_answer_leaves_a_bounded_resume_buffer(
         client = await ProtocolClient.connect(config.gateway_url, config.token)
         session = await client.hello()
         idle_mib = rss_mib(orchestrators)
-        await client.send({"type": "user_message", "content": "a very long answer"})
-        received = 0
-        while True:
-            frame = await client.receive(timeout=120)
-            if frame["type"] == "agent_delta":
-                received += len(frame["text"])
-            if state_is("done")(frame):
-                break
-            client.received.clear()
+        received = await client.text_of_turn("a very long answer")
         await client.close()
         assert received == PIECES * len(PIECE)
 

@@ -106,6 +106,15 @@ def text_stream(
     return _ending(chunks, steps, usage)
 
 
+def pieces_stream(piece: str, count: int, model: str = FAKE_MODEL) -> list[Step]:
+    """A huge answer without building it: the same text chunk `count` times."""
+    chunks = _builder(model, None)
+    steps: list[Step] = [Chunk(chunks.role())]
+    steps += [Chunk(chunks.text(piece))] * count
+    steps.append(Chunk(chunks.finish("stop")))
+    return _ending(chunks, steps, None)
+
+
 def tool_call_stream(
     calls: Sequence[tuple[str, str]],
     *,

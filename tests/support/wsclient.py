@@ -86,6 +86,19 @@ class ProtocolClient:
                 if started and frame["state"] in AT_REST:
                     return self.received[start:]
 
+    async def text_of_turn(self, content: str, timeout: float = 120) -> int:
+        """Send a user message; the characters of text streamed until `done`, keeping no
+        frame (for answers too large to hold twice)."""
+        await self.send({"type": "user_message", "content": content})
+        received = 0
+        while True:
+            frame = await self.receive(timeout=timeout)
+            if frame["type"] == "agent_delta":
+                received += len(frame["text"])
+            if state_is("done")(frame):
+                return received
+            self.received.clear()
+
     async def close(self) -> None:
         """Close the socket."""
         await self.connection.close()
