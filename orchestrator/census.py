@@ -4,8 +4,8 @@ caps the token and not each orchestrator on its own.
 A node about to open a session for a token asks every other live node on `agent.census`;
 each answers with the sessions it holds for that token (attached, or detached within their
 grace period), as the single-machine registry counts them. A node that does not answer
-within `CENSUS_TIMEOUT_S` counts as holding none: a slow peer lets a session open rather
-than refuse one. Opens for one token on several nodes at the same instant may each miss the
+within `CENSUS_TIMEOUT_S` counts as holding none (and when the broker cannot list the nodes,
+none is asked): a slow peer or broker lets a session open rather than refuse one. Opens for one token on several nodes at the same instant may each miss the
 others', so a burst can pass the cap by at most the number of nodes opening at once.
 """
 
@@ -58,7 +58,11 @@ class SessionCensus:
 
     async def held_elsewhere(self, principal: str) -> int:
         """The sessions `principal` holds on the other live nodes."""
-        peers = set(await self._peers()) - {self._node}
+        try:
+            peers = set(await self._peers()) - {self._node}
+        except (NatsError, TimeoutError) as exc:
+            log.warning("census skipped: no list of nodes", extra={"error": str(exc)})
+            return 0
         if not peers:
             return 0
         inbox = self._nc.new_inbox()
