@@ -57,6 +57,12 @@ class BrokerNode:
     async def connect(cls, settings: BrokerSettings) -> BrokerNode:
         """Connect and make sure the log stream exists; raises BrokerUnavailable."""
         node = f"o{secrets.token_hex(6)}"
+        made: list[BrokerNode] = []
+
+        async def disconnected() -> None:
+            if made:
+                made[0].broker_lost()
+
         try:
             nc = await nats.connect(
                 settings.url,
@@ -64,11 +70,18 @@ class BrokerNode:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 connect_timeout=5,
+                disconnected_cb=disconnected,
             )
             await ensure_log_stream(nc.jetstream(), settings.log_max_age_s)
         except (NatsError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"the broker at {settings.url} is unusable: {exc}") from None
-        return cls(nc, settings, node)
+        made.append(cls(nc, settings, node))
+        return made[0]
+
+    def broker_lost(self) -> None:
+        """The NATS connection dropped: client frames sent meanwhile are gone."""
+        if self._server is not None:
+            self._server.broker_lost()
 
     async def serve(self, registry: SessionRegistry) -> None:
         """Take connections for `registry`'s sessions and join the cluster."""

@@ -17,6 +17,8 @@ detached and lives on for its grace period) when its gateway says the IDE left, 
 also when the gateway itself falls silent (`GatewayWatch`): then the node also sends
 the connection a 1011 close, which a gateway that was only cut off passes on to the IDE.
 A frame for a connection the node no longer knows is answered with that close too.
+When the node's own NATS connection drops, client frames sent meanwhile are lost, so it
+does the same for every connection it holds.
 """
 
 from __future__ import annotations
@@ -307,9 +309,23 @@ class BrokerLinkServer:
         for conn, connection in relayed:
             self._spawn(self._drop_silent(conn, connection))
 
-    async def _drop_silent(self, conn: str, connection: _Connection) -> None:
+    def broker_lost(self) -> None:
+        """This node's NATS connection dropped, so client frames sent meanwhile (a tool
+        result, a message) never reached it: every connection is dropped and closed with
+        1011 (sent once the connection is back), and each IDE resumes and sends again what
+        is still pending."""
+        if self._connections:
+            log.warning("broker connection lost", extra={"connections": len(self._connections)})
+        for conn, connection in list(self._connections.items()):
+            self._spawn(self._drop_silent(conn, connection, "client frames may be lost; resume"))
+
+    async def _drop_silent(
+        self,
+        conn: str,
+        connection: _Connection,
+        reason: str = "the gateway was unreachable; resume",
+    ) -> None:
         await self._drop(conn, connection)
-        reason = "the gateway was unreachable; resume"
         await connection.link.write_close(CLOSE_GATEWAY_LOST, reason)
 
     def _lost(self, session_id: str) -> None:

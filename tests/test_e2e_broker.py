@@ -25,6 +25,7 @@ from tests.support.fake_upstream import (
     tool_call_stream,
 )
 from tests.support.procs import ServiceProcess, free_port
+from tests.support.tcp_forwarder import CuttableForwarder
 from tests.support.wsclient import ProtocolClient, state_is
 from wire.broker import LOG_STREAM, MSG_ID, log_subject
 
@@ -268,6 +269,34 @@ async def test_a_stopped_owner_that_comes_back_does_not_act_as_owner(
     writers = await log_writers(cluster.nats.url, session_id)
     handover = writers.index(writers[-1])
     assert writers[0] != writers[-1] and set(writers[handover:]) == {writers[-1]}, writers
+
+
+async def test_a_tool_result_sent_while_the_owner_was_cut_off_from_the_broker_is_asked_again(
+    tmp_path: Path, nats_server: LocalNats, upstream: FakeUpstream
+) -> None:
+    with (
+        CuttableForwarder(nats_server.port) as forwarder,
+        running_cluster(
+            tmp_path,
+            nats_server,
+            upstream.base_url,
+            orchestrators=1,
+            orchestrator_broker=f"nats://127.0.0.1:{forwarder.port}",
+        ) as cluster,
+    ):
+        first, session, call = await awaiting_a_tool(cluster, upstream)
+        forwarder.cut()
+        # the owner is not subscribed while it reconnects: this answer is lost on the way
+        result = {"type": "tool_result", "call_id": call["call_id"], "ok": True}
+        await first.send({**result, "output": {"content": "x"}})
+        assert await read_until_closed(first, 10) == 1011
+        last_seq = max(numbered(first.received))
+        second, _ = await resume_elsewhere(cluster, 0, session["session_id"], last_seq)
+        assert await second.receive() == call
+        await second.send({**result, "output": {"content": "x"}})
+        await second.receive_until(state_is("done"))
+        assert_every_seq_once(first.received + second.received)
+        await second.close()
 
 
 async def test_sessions_continue_after_the_nats_server_restarts_with_its_store(

@@ -109,15 +109,22 @@ def running_cluster(
     gateways: int = 2,
     orchestrators: int = 3,
     orchestrator_args: tuple[str, ...] = (),
+    orchestrator_broker: str | None = None,
 ) -> Iterator[Cluster]:
-    """Start the orchestrators (each with `orchestrator_args`), then the gateways; stop all
-    with SIGTERM at the end (a process a test killed or stopped is left as it is)."""
+    """Start the orchestrators (each with `orchestrator_args`, on `orchestrator_broker` when
+    given: the same server by another way), then the gateways; stop all with SIGTERM at the
+    end (a process a test killed or stopped is left as it is)."""
     cluster = Cluster(nats)
     try:
         ports = distinct_ports(orchestrators + gateways, avoid=(nats.port,))
         cluster.orchestrators = [
             orchestrator_process(
-                work_dir, nats.url, upstream_url, number, *orchestrator_args, port=ports.pop()
+                work_dir,
+                orchestrator_broker or nats.url,
+                upstream_url,
+                number,
+                *orchestrator_args,
+                port=ports.pop(),
             )
             for number in range(orchestrators)
         ]
