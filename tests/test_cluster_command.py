@@ -1,5 +1,6 @@
 """`agent-service cluster`: a NATS server, orchestrators and gateways as real processes, one
-turn through one gateway, resumed through the other, and a clean stop on each signal."""
+turn through one gateway, resumed through the other, a service setting passed on, and a
+clean stop on each signal."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ async def test_cluster_serves_through_every_gateway_and_stops_cleanly(
             *("--gateway-port", str(gateway), "--orchestrator-port", str(orchestrator)),
             *("--proxy-port", str(proxy), "--nats-port", str(nats)),
             *("--store", str(tmp_path / "store")),
+            # a service's own setting, passed on to each of its processes
+            *("--max-sessions-per-token", "1"),
         ],
         cwd=ROOT,
         stdout=log,
@@ -63,6 +66,11 @@ async def test_cluster_serves_through_every_gateway_and_stops_cleanly(
         reply = await second.hello(session["session_id"], last_seq)
         assert reply["resumed"] is True and reply["last_seq"] == last_seq
         await second.close()
+        third = await ProtocolClient.connect(f"ws://127.0.0.1:{gateway + 1}/v1/ws", TEST_TOKEN)
+        await third.send({"type": "hello", "protocol": 1})
+        refused = await third.receive()
+        assert (refused["type"], refused["code"]) == ("error", "session_limit"), refused
+        await third.close()
     finally:
         process.send_signal(stop_signal)
         code = process.wait(60)
