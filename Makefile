@@ -50,7 +50,7 @@ test: lint npm $(ACPX_STAMP) $(CHROMIUM)
 CLUSTER_TESTS := $(addprefix tests/test_,acp_bridge e2e_approvals e2e_capabilities e2e_context \
 	e2e_discovery e2e_fuzz e2e_hostile_model e2e_limits e2e_patch_formats e2e_pipeline \
 	e2e_reliability e2e_resume_memory e2e_security e2e_state_machine ide_terminal \
-	ide_terminal_control orchestrator_turn_log)
+	ide_terminal_control orchestrator_turn_log ts_client)
 test-cluster: $(STAMP) $(ACPX_STAMP)
 	AGENT_TEST_TOPOLOGY=cluster $(BIN)/pytest -q -n 2 -m "not single_machine" $(addsuffix .py,$(CLUSTER_TESTS))
 

@@ -12,31 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT, free_port, wait_healthy
+from tests.support.procs import ROOT, free_port, free_run, wait_healthy
 from tests.support.stack import TEST_TOKEN
 from tests.support.wsclient import ProtocolClient
-
-
-def free_pair(taken: frozenset[int] | set[int] = frozenset()) -> int:
-    """A port nobody listens on, and the next one free too (gateway i listens on base + i)."""
-    while True:
-        base = free_port()
-        if base in taken or base + 1 in taken:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", base + 1))
-            except OSError:
-                continue
-        return base
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGHUP])
 async def test_cluster_serves_through_every_gateway_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    gateway = free_pair()
-    orchestrator = free_pair({gateway, gateway + 1})
+    gateway = free_run(2)
+    orchestrator = free_run(2, {gateway, gateway + 1})
     taken = {gateway, gateway + 1, orchestrator, orchestrator + 1}
     proxy, nats = (next(p for p in iter(free_port, 0) if p not in taken) for _ in range(2))
     log = (tmp_path / "cluster.log").open("wb")

@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from ide_client.sample import create_sample_workspace
-from tests.support.procs import ServiceProcess, free_port, running
+from tests.support.procs import ServiceProcess, distinct_ports, free_run, running
 from tests.support.protocol_schema import schema_document
+from tests.support.stack import (
+    CLUSTER,
+    CLUSTER_GATEWAYS,
+    CLUSTER_ORCHESTRATORS,
+    CLUSTER_STARTUP_S,
+)
 from wire.schema import CLIENT_MESSAGES, SERVER_MESSAGES, definition_name
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"
@@ -46,18 +52,31 @@ TOKEN = "ts-client-token-0123456789"
 
 @contextlib.contextmanager
 def agent_service_up(log_dir: Path) -> Iterator[str]:
-    """`agent-service up` with the offline demo model on free ports; yields the gateway URL."""
-    ports = [free_port() for _ in range(3)]
-    flags = ("--gateway-port", "--orchestrator-port", "--proxy-port")
+    """`agent-service up` with the offline demo model on free ports (`agent-service cluster`,
+    2 gateways and 3 orchestrators, with AGENT_TEST_TOPOLOGY=cluster); yields the gateway URL."""
+    gateway = free_run(CLUSTER_GATEWAYS)
+    orchestrator = free_run(CLUSTER_ORCHESTRATORS, range(gateway, gateway + CLUSTER_GATEWAYS))
+    taken = {
+        *range(gateway, gateway + CLUSTER_GATEWAYS),
+        *range(orchestrator, orchestrator + CLUSTER_ORCHESTRATORS),
+    }
+    proxy, nats = distinct_ports(2, avoid=taken)
+    ports = {"--gateway-port": gateway, "--orchestrator-port": orchestrator, "--proxy-port": proxy}
+    command = ["up"]
+    if CLUSTER:
+        command = [
+            *("cluster", "--nats-port", str(nats), "--store", str(log_dir / "nats")),
+            *("--gateways", str(CLUSTER_GATEWAYS), "--orchestrators", str(CLUSTER_ORCHESTRATORS)),
+        ]
     up = ServiceProcess(
-        ["up", *(item for pair in zip(flags, map(str, ports), strict=True) for item in pair)],
-        health_url=f"http://127.0.0.1:{ports[0]}/healthz",
+        [*command, *(item for flag, port in ports.items() for item in (flag, str(port)))],
+        health_url=f"http://127.0.0.1:{gateway}/healthz",
         log_path=log_dir / "up.log",
         env={"AGENT_TOKEN": TOKEN},
-        health_timeout=60,
+        health_timeout=CLUSTER_STARTUP_S if CLUSTER else 60,
     )
     with running(up):
-        yield f"ws://127.0.0.1:{ports[0]}/v1/ws"
+        yield f"ws://127.0.0.1:{gateway}/v1/ws"
 
 
 @pytest.fixture(scope="module")

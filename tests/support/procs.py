@@ -25,6 +25,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_run(count: int, avoid: Collection[int] = ()) -> int:
+    """A port starting `count` consecutive ports nobody listens on, none in `avoid` (a command
+    that puts its i-th process on base + i)."""
+    while True:
+        base = free_port()
+        run = range(base, base + count)
+        if any(port in avoid for port in run):
+            continue
+        sockets = [socket.socket() for _ in run]
+        try:
+            for sock, port in zip(sockets, run, strict=True):
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+
+
 def distinct_ports(count: int, avoid: Collection[int] = ()) -> list[int]:
     """`count` free loopback ports, all different and none in `avoid` (held together while
     they are chosen)."""
