@@ -352,8 +352,10 @@ async def test_an_answer_larger_than_the_servers_queue_for_a_gateway_arrives_who
     piece = "y" * (512 * 1024)
     upstream.reset(lambda request: pieces_stream(piece, 256))
     unlimited = ("--max-turn-output", "0", "--max-resume-chars", str(8 * 1024 * 1024))
+    # ending a 128 MB turn keeps the owner's loop busy for seconds on two cores shared with
+    # other test workers: a lease that outlasts it, so no failover is mistaken for the answer
     with running_cluster(
-        tmp_path, nats_server, upstream.base_url, orchestrator_args=unlimited
+        tmp_path, nats_server, upstream.base_url, orchestrator_args=unlimited, lease_ttl_s=10
     ) as cluster:
         client = await connect(cluster, 0)
         await client.hello()

@@ -53,6 +53,7 @@ def orchestrator_process(
     number: int,
     *extra: str,
     port: int | None = None,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> ServiceProcess:
     """One orchestrator node on the broker, talking to the fake upstream."""
     port = port or free_port()
@@ -64,7 +65,7 @@ def orchestrator_process(
             "--broker",
             nats_url,
             "--lease-ttl",
-            str(LEASE_TTL_S),
+            str(lease_ttl_s),
             "--llm-base-url",
             upstream_url,
             "--model",
@@ -110,6 +111,7 @@ def running_cluster(
     orchestrators: int = 3,
     orchestrator_args: tuple[str, ...] = (),
     orchestrator_broker: str | None = None,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> Iterator[Cluster]:
     """Start the orchestrators (each with `orchestrator_args`, on `orchestrator_broker` when
     given: the same server by another way), then the gateways; stop all with SIGTERM at the
@@ -125,6 +127,7 @@ def running_cluster(
                 number,
                 *orchestrator_args,
                 port=ports.pop(),
+                lease_ttl_s=lease_ttl_s,
             )
             for number in range(orchestrators)
         ]
