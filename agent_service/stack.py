@@ -171,14 +171,15 @@ class ServiceStack:
         for process in stopped:
             process.send_signal(signal.SIGTERM)
         codes = [int(process.wait(timeout_s)) for process in stopped]
+        restarted = []
         for index, process in zip(indexes, stopped, strict=True):
-            args, health_url = self._launch.pop(process.pid)
-            restarted = self._spawn(name, args)
-            self._launch[restarted.pid] = (args, health_url)
+            launch = self._launch.pop(process.pid)
+            again = self._spawn(name, launch[0])
+            self._launch[again.pid] = launch
             self._children[index] = self._children.pop()
-        for index in indexes:
-            args, health_url = self._launch[self._children[index][1].pid]
-            self._wait_healthy(name, health_url, timeout_s, self._children[index][1])
+            restarted.append((launch[1], again))
+        for health_url, again in restarted:
+            self._wait_healthy(name, health_url, timeout_s, again)
         return next((code for code in codes if code), 0)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

@@ -285,14 +285,15 @@ class BrokerChannel:
                 return
             text, size = item
             yield text
-            if size:
-                await self._relayed_bytes(size)
+            # the caller sent it on to the IDE: past `ACK_EVERY` bytes, the node may send more
+            self._relayed += size
+            if self._relayed - self._acknowledged >= ACK_EVERY:
+                await self._acknowledge()
 
-    async def _relayed_bytes(self, size: int) -> None:
-        """The caller sent a message's frames on to the IDE: acknowledge every `ACK_EVERY`
-        bytes, so the node publishes more."""
-        self._relayed += size
-        if self._node is not None and self._relayed - self._acknowledged >= ACK_EVERY:
+    async def _acknowledge(self) -> None:
+        """Tell the node how many bytes of this connection were relayed, so it publishes
+        more."""
+        if self._node is not None:
             self._acknowledged = self._relayed
             with contextlib.suppress(NatsError):
                 await self._nc.publish(
@@ -388,7 +389,9 @@ class BrokerChannel:
             # a chunk of a message not whole yet cannot be relayed before the rest comes:
             # it counts as relayed now, or the node would wait for it forever
             self._partial += len(message.data)
-            await self._relayed_bytes(len(message.data))
+            self._relayed += len(message.data)
+            if self._relayed - self._acknowledged >= ACK_EVERY:
+                await self._acknowledge()
             return
         frames = whole.decode().split("\n")
         for frame in frames[:-1]:

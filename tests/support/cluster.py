@@ -13,11 +13,9 @@ from pathlib import Path
 
 from agent_service.local_nats import LocalNats
 from tests.support.procs import ServiceProcess, distinct_ports, free_port
-from tests.support.stack import TEST_TOKEN
+from tests.support.stack import CLUSTER_STARTUP_S, TEST_TOKEN
 
 LEASE_TTL_S = 2.0
-# Five Python services importing at once on a shared two-core machine.
-STARTUP_S = 90.0
 
 
 @dataclass
@@ -76,7 +74,7 @@ def orchestrator_process(
         ],
         f"http://127.0.0.1:{port}/healthz",
         work_dir / f"orchestrator-{number}.log",
-        health_timeout=STARTUP_S,
+        health_timeout=CLUSTER_STARTUP_S,
     )
 
 
@@ -98,7 +96,7 @@ def gateway_process(
         f"http://127.0.0.1:{port}/healthz",
         work_dir / f"gateway-{number}.log",
         {"AGENT_TOKEN": TEST_TOKEN},
-        health_timeout=STARTUP_S,
+        health_timeout=CLUSTER_STARTUP_S,
     )
 
 
